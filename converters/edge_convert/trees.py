@@ -1,0 +1,152 @@
+"""Tree ensembles -> Treelite -> TL2cgen C -> a shared library with our entry point, plus parity.
+
+Families: XGBoost (Booster or the sklearn wrapper) and scikit-learn RandomForest,
+ExtraTrees, GradientBoosting and HistGradientBoosting classifiers (binary).
+"""
+
+import ctypes
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edge_convert import ConversionError
+from edge_convert.quiet import captured_output
+
+PARITY_LIMIT = 1e-6
+ENTRY_POINT = "edge_predict.c"
+
+
+def to_treelite(model):
+    """Import a trained tree ensemble into a Treelite model."""
+    import treelite
+
+    kind = type(model).__name__
+    if kind in ("XGBClassifier", "XGBRegressor"):
+        return treelite.frontend.from_xgboost(model.get_booster())
+    if kind == "Booster" and type(model).__module__.startswith("xgboost"):
+        return treelite.frontend.from_xgboost(model)
+    if type(model).__module__.startswith("sklearn.ensemble"):
+        return treelite.sklearn.import_model(model)
+    raise ConversionError(
+        f"cannot convert a {kind}: supported are XGBoost and scikit-learn RandomForest, "
+        "ExtraTrees, GradientBoosting and HistGradientBoosting"
+    )
+
+
+def native_scores(model, X):
+    """Positive-class scores of the model's own predict on float32 rows."""
+    X = np.asarray(X, dtype=np.float32)
+    if type(model).__name__ == "Booster":
+        import xgboost
+
+        return model.predict(xgboost.DMatrix(X))
+    return model.predict_proba(X)[:, 1]
+
+
+def generate_source(model, src_dir, parallel_comp=None):
+    """Write TL2cgen C source plus our entry point into src_dir; return the -D flags it needs."""
+    import tl2cgen
+
+    with captured_output():  # treelite's C++ warns about its own bundled version on every load
+        tl_model = to_treelite(model)
+    n_trees = _num_trees(tl_model)
+    src_dir = Path(src_dir)
+    if src_dir.exists():
+        shutil.rmtree(src_dir)
+    # Always split: one giant translation unit can take gcc tens of minutes.
+    parallel = parallel_comp or max(2, min(32, n_trees // 25))
+    with captured_output():
+        tl2cgen.generate_c_code(tl_model, str(src_dir), params={"parallel_comp": parallel}, verbose=False)
+    entry = resources.files("edge_convert").joinpath("csrc", ENTRY_POINT).read_text()
+    (src_dir / ENTRY_POINT).write_text(entry)
+    return abi_defines(src_dir / "header.h", _num_features(model))
+
+
+def abi_defines(header, n_features):
+    """The -D flags for our entry point, read from TL2cgen's generated header.h."""
+    text = Path(header).read_text()
+    value_t = re.search(r"union Entry \{[^}]*?\b(float|double) fvalue;", text, re.S)
+    result_t = re.search(r"void predict\(union Entry\* data, int pred_margin, (float|double)\* result\)", text)
+    n_class = re.search(r"#define MAX_N_CLASS (\d+)", text)
+    n_target = re.search(r"#define N_TARGET (\d+)", text)
+    if not (value_t and result_t and n_class and n_target):
+        raise ConversionError(f"{header}: unexpected TL2cgen header; cannot derive the entry point's ABI")
+    if int(n_target.group(1)) != 1 or int(n_class.group(1)) > 2:
+        raise ConversionError("only binary classifiers are supported (one target, at most two classes)")
+    return {
+        "EDGE_VALUE_T": value_t.group(1),
+        "EDGE_RESULT_T": result_t.group(1),
+        "EDGE_NUM_FEATURE": str(n_features),
+        "EDGE_SCORE_INDEX": str(int(n_class.group(1)) - 1),  # two classes: the positive one
+    }
+
+
+def compile_library(src_dir, defines, out_path, cc="gcc", cflags=("-O2",), jobs=2, progress=None):
+    """Compile the C source in src_dir into a shared library at out_path, translation units in parallel."""
+    if shutil.which(cc) is None:
+        raise ConversionError(f"C compiler {cc!r} not found; install it (Debian: apt-get install gcc)")
+    src_dir, out_path = Path(src_dir), Path(out_path)
+    obj_dir = out_path.parent / f".obj-{out_path.stem}"
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    flags = [*cflags, "-fPIC", "-std=gnu99", *(f"-D{k}={v}" for k, v in defines.items())]
+    sources = sorted(src_dir.glob("*.c"))
+
+    def build(src):
+        obj = obj_dir / (src.stem + ".o")
+        _run([cc, *flags, "-c", str(src), "-o", str(obj)], src)
+        if progress:
+            progress(src.name)
+        return obj
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        objects = list(pool.map(build, sources))
+    _run([cc, *cflags, "-shared", "-o", str(out_path), *map(str, objects), "-lm"], out_path)
+    shutil.rmtree(obj_dir)
+    return out_path
+
+
+def library_scores(lib_path, X):
+    """Scores of a compiled library for the rows of X, through its batch entry point."""
+    lib = ctypes.CDLL(str(Path(lib_path).resolve()))
+    rows = np.ascontiguousarray(X, dtype=np.float32)
+    if lib.edge_num_feature() != rows.shape[1]:
+        raise ConversionError(f"{lib_path}: expects {lib.edge_num_feature()} features, got {rows.shape[1]}")
+    out = np.zeros(len(rows), dtype=np.float32)
+    lib.edge_predict_batch(
+        rows.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(len(rows)), out.ctypes.data_as(ctypes.c_void_p)
+    )
+    return out
+
+
+def parity(model, lib_path, X):
+    """Max abs difference between the native model and the library on rows X; raise above the limit."""
+    native = native_scores(model, X).astype(np.float64)
+    compiled = library_scores(lib_path, X).astype(np.float64)
+    diff = float(np.max(np.abs(native - compiled))) if len(X) else 0.0
+    if not diff <= PARITY_LIMIT:
+        raise ConversionError(
+            f"{lib_path}: compiled model differs from the native model by {diff:.3g} "
+            f"(limit {PARITY_LIMIT}) on {len(X)} held-out rows"
+        )
+    return {"rows": len(X), "max_abs_diff": diff, "limit": PARITY_LIMIT}
+
+
+def _run(cmd, what):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ConversionError(f"compiling {what} failed ({' '.join(cmd[:2])} ...):\n{proc.stderr[-2000:]}")
+
+
+def _num_trees(tl_model):
+    return getattr(tl_model, "num_tree", None) or 100
+
+
+def _num_features(model):
+    if type(model).__name__ == "Booster":
+        return model.num_features()
+    return int(model.n_features_in_)

@@ -1,0 +1,50 @@
+"""`edge-agent`: the board-side command. Standard library argparse only (no click on boards)."""
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from edge_agent import __version__
+from edge_agent.agent import run, start
+from edge_agent.errors import AgentError
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="edge-agent", description="Serve an edgectl bundle on this board.")
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="serve samples from a file or stdin, JSON records to stdout")
+    p_run.add_argument("--bundle", required=True, help="bundle directory (e.g. /opt/edgectl/current)")
+    p_run.add_argument("--input", default="-", help="sample file (CSV or JSON lines), or - for stdin")
+    p_run.add_argument("--stats-every", type=int, default=1000, help="windows between stats records")
+    p_test = sub.add_parser("selftest", help="verify the bundle and run its golden vectors, then exit")
+    p_test.add_argument("--bundle", required=True)
+    sub.add_parser("info", help="print this board's arch, Python and agent version as JSON")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "selftest":
+            _, info = start(args.bundle)
+            print(json.dumps(info))
+            return 0
+        print(json.dumps({"arch": platform.machine(), "python": platform.python_version(), "agent": __version__}))
+        return 0
+    except AgentError as exc:
+        print(f"edge-agent: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args):
+    if args.input == "-":
+        run(args.bundle, stats_every=args.stats_every)
+        return 0
+    if not Path(args.input).is_file():
+        raise AgentError(f"cannot open input {args.input}: no such file")
+    with open(args.input, "rb") as source:
+        run(args.bundle, source=source, stats_every=args.stats_every)
+    return 0

@@ -1,0 +1,28 @@
+"""Binary classification metrics, shared by the host's reports and the converters' checks."""
+
+import numpy as np
+
+
+def classification(y_true, y_pred):
+    """{"f1", "precision", "recall", "n", "positives"} of 0/1 labels and predictions."""
+    y_true = np.asarray(y_true).astype(bool)
+    y_pred = np.asarray(y_pred).astype(bool)
+    tp = int(np.sum(y_true & y_pred))
+    fp = int(np.sum(~y_true & y_pred))
+    fn = int(np.sum(y_true & ~y_pred))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"f1": f1, "precision": precision, "recall": recall, "n": len(y_true), "positives": int(y_true.sum())}
+
+
+def best_threshold(y_true, scores):
+    """The decision threshold on scores that maximizes F1 (ties: the lowest), and that F1."""
+    y_true = np.asarray(y_true).astype(bool)
+    candidates = np.unique(np.round(np.asarray(scores, dtype=np.float64), 4))
+    best = (0.5, -1.0)
+    for t in candidates:
+        f1 = classification(y_true, scores >= t)["f1"]
+        if f1 > best[1]:
+            best = (float(t), f1)
+    return best

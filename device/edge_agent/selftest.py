@@ -1,0 +1,44 @@
+"""Start-up self-test: replay the bundle's golden samples and compare every stage's score.
+
+The host wrote the golden file with the scores it computed; a board whose
+runtime, library or preprocessing disagrees beyond the stated tolerance refuses
+to serve.
+"""
+
+import json
+from pathlib import Path
+
+from edge_agent.errors import BundleError
+from edge_agent.pipeline import Pipeline
+
+
+def run_selftest(bundle_dir, manifest, stages):
+    """Return {"windows": n, "max_abs_diff": {stage: d}}; raise BundleError on a mismatch."""
+    golden_spec = manifest["golden"]
+    path = Path(bundle_dir) / golden_spec["file"]
+    golden = json.loads(path.read_text())
+    tolerance = golden_spec["tolerance"]
+    fresh = Pipeline(bundle_dir, manifest, stages=stages)
+    expected = iter(golden["windows"])
+    worst = {name: 0.0 for name in tolerance}
+    n = 0
+    for line in golden["lines"]:
+        got = fresh.stage_scores(line)
+        if got is None:
+            continue
+        want = next(expected, None)
+        if want is None or (got[0], got[1]) != (want["stream"], want["t"]):
+            raise BundleError(f"{path}: self-test windows do not line up with the golden file at window {n}")
+        for name, score in got[2].items():
+            diff = abs(score - want["scores"][name])
+            worst[name] = max(worst[name], diff)
+            if diff > tolerance[name]:
+                raise BundleError(
+                    f"{path}: self-test failed: stage {name!r} scored {score:.6f} on golden window {n} "
+                    f"(stream {want['stream']}, t={want['t']}), expected {want['scores'][name]:.6f} "
+                    f"within {tolerance[name]}"
+                )
+        n += 1
+    if next(expected, None) is not None or n == 0:
+        raise BundleError(f"{path}: self-test produced {n} windows, fewer than the golden file lists")
+    return {"windows": n, "max_abs_diff": worst}

@@ -1,0 +1,70 @@
+"""The agent's JSON records (a versioned contract) and the running stats behind them."""
+
+import json
+import resource
+from collections import Counter, deque
+
+import numpy as np
+
+RECORD_VERSION = 1
+_PAGE_KB = resource.getpagesize() // 1024
+
+
+def rss_kb():
+    """Resident set size of this process in KiB (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE_KB
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def percentiles(values, qs=(50, 90, 99)):
+    """{"p50": ..., ...} of a sequence of numbers, rounded to 0.1; empty -> None values."""
+    if len(values) == 0:
+        return {f"p{q}": None for q in qs}
+    got = np.percentile(np.asarray(values, dtype=np.float64), qs)
+    return {f"p{q}": round(float(v), 1) for q, v in zip(qs, got)}
+
+
+def record(kind, **fields):
+    """One record as a dict: every record carries its type and the record version."""
+    return {"type": kind, "v": RECORD_VERSION, **fields}
+
+
+def write_record(out, rec):
+    out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+class Stats:
+    """Counts and a bounded window of recent latencies, for periodic stats records."""
+
+    def __init__(self, keep=10000):
+        self.samples = 0
+        self.windows = 0
+        self.errors = Counter()
+        self.by_stage = Counter()
+        self.total_us = deque(maxlen=keep)
+
+    def add_prediction(self, rec):
+        self.windows += 1
+        self.by_stage[rec["stage"]] += 1
+        self.total_us.append(rec["latency_us"]["total"])
+
+    def add_error(self, reason):
+        self.errors[reason] += 1
+
+    def snapshot(self, **extra):
+        """A stats record of everything counted so far."""
+        return record(
+            "stats",
+            samples=self.samples,
+            windows=self.windows,
+            errors=sum(self.errors.values()),
+            errors_by_reason=dict(self.errors),
+            windows_by_stage=dict(self.by_stage),
+            latency_us=percentiles(self.total_us),
+            rss_kb=rss_kb(),
+            **extra,
+        )

@@ -1,0 +1,197 @@
+"""`edgectl build`: data -> pipeline spec -> trained model -> converted stage -> bundle.
+
+The pipeline spec (input fields, window, preprocessing, features, label) is fitted
+on the training split only; the test split never enters a build.
+"""
+
+import platform
+import shutil
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent import metrics, preprocess
+from edge_agent.manifest import MANIFEST_NAME
+from edge_agent.runtimes.litert import TFLiteStage
+from edge_agent.samples import format_line
+from edge_agent.windows import FEATURE_KINDS, feature_names
+from edge_convert import ConversionError, bundle, tflite, trees
+from edgectl import train
+from edgectl.data import cmapss
+from edgectl.errors import EdgectlError
+from edgectl.windowing import make_windows
+
+INT8_TOLERANCE = 0.03  # x86 vs ARM int8 kernels differ by up to 0.02 (NOTES-ARM)
+TREE_FOLDS = 5
+NEURAL_FOLDS = 3  # a Conv1D costs seconds per fit, a tree ensemble a fraction
+GOLDEN_UNITS = 2
+GOLDEN_EXTRA_WINDOWS = 20
+
+
+@dataclass
+class BuildResult:
+    bundle_dir: Path
+    manifest: dict
+    model: object  # the host model the stage was converted from
+    report: dict  # out-of-fold validation metrics
+
+
+def informative_columns(rows, columns):
+    """Sensor columns that vary in training (at least 10 distinct values); flat ones carry nothing."""
+    return [name for name in columns if len(np.unique(rows[:, cmapss.COLUMNS.index(name)])) >= 10]
+
+
+def pipeline_spec(train_rows, window=30, stride=1, horizon=30):
+    """The manifest sections that describe the data path, fitted on train_rows."""
+    features = informative_columns(train_rows, cmapss.SENSORS)
+    cols = [cmapss.COLUMNS.index(name) for name in features]
+    return {
+        "input": {"fields": cmapss.COLUMNS, "stream_field": "unit", "time_field": "cycle", "features": features},
+        "window": {"length": window, "stride": stride},
+        "preprocessing": preprocess.fit(train_rows[:, cols], features, impute=False),
+        # The cycle count is known on the board and says much about wear: a feature.
+        "features": {"kinds": list(FEATURE_KINDS), "time": "cycle", "names": feature_names(features, "cycle")},
+        "label": {"name": f"fails within {horizon} cycles", "horizon": horizon},
+    }
+
+
+def unit_folds(rows, folds):
+    """Fold number of every row, by engine unit: a unit's windows never span two folds."""
+    return rows[:, 0].astype(int) % folds
+
+
+def build(split, kind, out_dir, window=30, stride=1, horizon=30, progress=None):
+    """Train a model of `kind` on a C-MAPSS training split and write its bundle to out_dir.
+
+    The decision threshold maximizes F1 on out-of-fold scores (folds by unit);
+    the stage is then trained on every training unit.
+    """
+    say = progress or (lambda msg: None)
+    if kind not in train.MODEL_KINDS:
+        raise EdgectlError(f"unknown model {kind!r}; choose one of {', '.join(train.MODEL_KINDS)}")
+    out_dir = _fresh_dir(Path(out_dir))
+    neural = kind in train.NEURAL_KINDS
+    spec = pipeline_spec(split.rows, window, stride, horizon)
+    say(f"windows from {split.path.name} ({len(split.rows)} rows)")
+    windows = make_windows(split.rows, spec, keep_raw=neural)
+    y = cmapss.labels(split.rul[windows.row], horizon)
+    fold = unit_folds(split.rows, NEURAL_FOLDS if neural else TREE_FOLDS)[windows.row]
+    fit, score = (_fit_conv1d, _score_conv1d) if neural else (partial(_fit_trees, kind), _score_trees)
+    oof = np.zeros(len(y))
+    for k in np.unique(fold):
+        say(f"cross-validation fold {k + 1}/{len(np.unique(fold))}: training {kind}")
+        part = fold != k
+        oof[~part] = score(fit(windows, y, part), windows, ~part)
+    threshold, _ = metrics.best_threshold(y, oof)
+    report = metrics.classification(y, oof >= threshold)
+    say(f"training {kind} on all {len(y)} windows ({int(y.sum())} positive); out-of-fold F1 {report['f1']:.3f}")
+    model = fit(windows, y, np.ones(len(y), dtype=bool))
+    held = fold == 0  # rows for the parity and int8 checks
+    if neural:
+        stage, scorer = _tflite_stage(kind, model, windows, held, y, out_dir, say)
+    else:
+        stage, scorer = _tree_stage(kind, model, windows.features[held], out_dir, say)
+    stage["threshold"] = threshold
+    stage["validation"] = dict(report, method=f"out-of-fold, {len(np.unique(fold))} folds by unit")
+    golden = _golden(split.rows, spec, scorer, stage["name"])
+    manifest = bundle.write_bundle(out_dir, kind, spec, [stage], golden, built_with={"model": type(model).__name__})
+    say(f"bundle {manifest['bundle_id']} written to {out_dir}")
+    return BuildResult(out_dir, manifest, model, report)
+
+
+def _fit_trees(kind, windows, y, mask):
+    return train.train_trees(kind, windows.features[mask], y[mask])
+
+
+def _score_trees(model, windows, mask):
+    return trees.native_scores(model, windows.features[mask])
+
+
+def _fit_conv1d(windows, y, mask):
+    return train.train_conv1d(windows.raw[mask], y[mask])
+
+
+def _score_conv1d(model, windows, mask):
+    return tflite.keras_scores(model, windows.raw[mask])
+
+
+def _tree_stage(kind, model, check_rows, out_dir, say):
+    arch = platform.machine()
+    src = out_dir / kind / "src"
+    say("generating C with TL2cgen")
+    defines = trees.generate_source(model, src)
+    lib = out_dir / kind / f"{kind}-{arch}.so"
+    say(f"compiling {len(list(src.glob('*.c')))} C files with gcc")
+    trees.compile_library(src, defines, lib)
+    parity = trees.parity(model, lib, check_rows)
+    say(
+        f"parity with native {type(model).__name__}: max abs diff {parity['max_abs_diff']:.2g} on {parity['rows']} rows"
+    )
+    stage = {
+        "name": kind,
+        "kind": "tree-lib",
+        "input": "features",
+        "libs": {arch: lib.relative_to(out_dir).as_posix()},
+        "source": src.relative_to(out_dir).as_posix(),
+        "output": "probability of the positive label",
+        "threshold": 0.5,
+        "tolerance": trees.PARITY_LIMIT,
+        "parity": {arch: parity},
+    }
+    return stage, lambda w: trees.native_scores(model, w.features)
+
+
+def _tflite_stage(kind, model, windows, held, y, out_dir, say):
+    say("converting to TFLite INT8")
+    path = out_dir / kind / f"{kind}-int8.tflite"
+    path.parent.mkdir(parents=True)
+    calibration = windows.raw[~held]
+    path.write_bytes(tflite.to_int8(model, calibration[:: max(1, len(calibration) // 500)]))
+    check, _ = tflite.report(model, path, windows.raw[held], y[held])
+    say(
+        f"int8 vs float: max abs diff {check['max_abs_diff']:.3f}, decisions agree {check['decision_agreement']:.1%}, "
+        f"F1 float {check['f1_float']:.3f} int8 {check['f1_int8']:.3f}, float ops: {check['float_ops'] or 'none'}"
+    )
+    stage = {
+        "name": kind,
+        "kind": "tflite",
+        "input": "window",
+        "file": path.relative_to(out_dir).as_posix(),
+        "output": "probability of the positive label",
+        "threshold": 0.5,
+        "tolerance": INT8_TOLERANCE,
+        "int8_report": check,
+    }
+    runtime = TFLiteStage(out_dir, stage)
+    return stage, lambda w: np.array([runtime.predict(x) for x in w.raw])
+
+
+def _golden(rows, spec, scorer, stage_name):
+    """Golden samples from the first held-out units and the scores the host computed for them."""
+    units = np.unique(rows[:, 0])[:GOLDEN_UNITS]
+    length = spec["window"]["length"] + GOLDEN_EXTRA_WINDOWS
+    picked = np.vstack([rows[rows[:, 0] == u][:length] for u in units])
+    windows = make_windows(picked, spec, keep_raw=True)
+    scores = scorer(windows)
+    return {
+        "lines": [format_line(row, spec["input"]) for row in picked],
+        "windows": [
+            {"stream": str(s), "t": float(t), "scores": {stage_name: float(v)}}
+            for s, t, v in zip(windows.stream, windows.t, scores)
+        ],
+    }
+
+
+def _fresh_dir(path):
+    """An empty output directory; refuses to wipe a directory that is not a bundle."""
+    if path.exists():
+        if any(path.iterdir()) and not (path / MANIFEST_NAME).exists():
+            raise EdgectlError(f"{path}: exists and is not a bundle; choose another --out")
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+__all__ = ["BuildResult", "ConversionError", "build", "pipeline_spec"]

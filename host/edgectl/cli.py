@@ -1,0 +1,195 @@
+"""The `edgectl` command line. Commands import their work lazily so `--help` stays fast."""
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from edgectl import __version__
+from edgectl.console import Progress, emit, table
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logs drown the progress lines
+
+
+class _Cli(click.Group):
+    """Turns the errors a user can act on into one clean message and exit code 1."""
+
+    def invoke(self, ctx):
+        from edge_agent.errors import AgentError
+        from edge_convert import ConversionError
+        from edgectl.errors import EdgectlError
+
+        try:
+            return super().invoke(ctx)
+        except (EdgectlError, AgentError, ConversionError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Cli)
+@click.version_option(__version__, prog_name="edgectl")
+def cli():
+    """Build model bundles, deploy them to boards, and measure them there."""
+
+
+def main():
+    cli(prog_name="edgectl")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+
+
+@cli.command()
+@click.option("--data", type=click.Path(file_okay=False), help="Directory of C-MAPSS files (default: synthetic fleet).")
+@click.option("--subset", default="FD001", show_default=True, help="C-MAPSS subset, e.g. FD001.")
+@click.option("--model", "kind", default="xgboost", show_default=True, help="Model family to train and convert.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
+@click.option("--window", default=30, show_default=True, help="Window length in samples.")
+@click.option("--stride", default=1, show_default=True, help="Samples between windows.")
+@click.option("--horizon", default=30, show_default=True, help="Label: fails within this many cycles.")
+@json_option
+@quiet_option
+def build(data, subset, kind, out, window, stride, horizon, as_json, quiet):
+    """Train a model on C-MAPSS data and build a bundle for the board.
+
+    Models: xgboost, random-forest, extra-trees, gradient-boosting,
+    hist-gradient-boosting (compiled C through TL2cgen) and conv1d (TFLite INT8).
+    """
+    from edgectl import build as builder
+    from edgectl import inspect_bundle
+    from edgectl.data import cmapss, synthetic
+
+    progress = Progress(quiet)
+    if data is None:
+        data = synthetic.write_subset(Path(out).with_name(Path(out).name + "-data"), subset)
+        progress.say(f"no --data: synthetic fleet written to {data}")
+    train_split, _ = cmapss.load(data, subset)
+    result = builder.build(train_split, kind, out, window, stride, horizon, progress=progress.say)
+    emit(inspect_bundle.summary(result.bundle_dir), as_json, _render_inspect)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@json_option
+def inspect(bundle, as_json):
+    """Verify a bundle's checksums and show its stages, sizes and build-time checks."""
+    from edgectl import inspect_bundle
+
+    emit(inspect_bundle.summary(bundle), as_json, _render_inspect)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("target")
+@json_option
+@quiet_option
+def deploy(bundle, target, as_json, quiet):
+    """Deploy BUNDLE to TARGET (local:DIR) as a new release, switched to atomically."""
+    from edgectl import deploy as deployer
+    from edgectl.targets import parse_target
+
+    result = deployer.deploy(bundle, parse_target(target), Progress(quiet).say)
+    emit(result, as_json, lambda r: "\n".join(f"{k:10} {v}" for k, v in r.items()))
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Sample file: CSV or JSON lines, or an original C-MAPSS file.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write every agent record here (JSON lines).")
+@json_option
+@quiet_option
+def run(target, input_path, out, as_json, quiet):
+    """Stream a sample file through the agent deployed on TARGET and summarize its records."""
+    from edgectl import evaluate, runner
+    from edgectl.targets import parse_target
+
+    progress = Progress(quiet)
+    with open(out, "w") if out else contextlib.nullcontext() as sink:
+        records = runner.stream_file(
+            parse_target(target), input_path, out=sink,
+            on_record=lambda r: progress.tick(f"{r.get('seq', 0)} windows"),
+        )  # fmt: skip
+    summary = evaluate.latency(records)
+    start = next((r for r in records if r["type"] == "start"), {})
+    summary["bundle_id"] = start.get("bundle_id")
+    emit(summary, as_json, _render_run)
+
+
+@cli.command()
+@click.option("--data", type=click.Path(exists=True, file_okay=False), help="Real C-MAPSS files instead of synthetic.")
+@click.option("--subset", default="FD001", show_default=True)
+@click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--board", type=click.Path(file_okay=False), help="Local board directory (default: WORKDIR/board).")
+@json_option
+@quiet_option
+def demo(data, subset, workdir, board, as_json, quiet):
+    """The main job end to end: data -> XGBoost and Conv1D bundles -> local board -> agent -> table."""
+    from edgectl import demo as demo_job
+
+    result = demo_job.run_demo(workdir, data, subset, board, progress=Progress(quiet))
+    emit(
+        result,
+        as_json,
+        lambda r: f"data: {r['data']}\nboard: {r['board']}\n\n" + table(r["models"], demo_job.DEMO_COLUMNS),
+    )
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--subset", default="FD001", show_default=True, help="Name used in the file names.")
+@click.option("--train-units", default=60, show_default=True)
+@click.option("--test-units", default=40, show_default=True)
+@click.option("--conditions", default=1, show_default=True, help="Operating conditions (FD002-like: 6).")
+@click.option("--seed", default=7, show_default=True)
+def synth(out_dir, subset, train_units, test_units, conditions, seed):
+    """Write a synthetic turbofan fleet in the original C-MAPSS file format."""
+    from edgectl.data import synthetic
+
+    path = synthetic.write_subset(out_dir, subset, train_units, test_units, conditions, seed)
+    click.echo(f"wrote train_{subset}.txt, test_{subset}.txt, RUL_{subset}.txt to {path}")
+
+
+def _render_inspect(info):
+    head = [
+        f"bundle     {info['bundle_id']}  (format {info['format_version']}, checksums {info['checksums']})",
+        f"path       {info['path']}",
+        f"size       {info['bundle_bytes'] / 1024:.1f} KB in {info['files']} files"
+        + (f", {info['archive_bytes'] / 1024:.1f} KB as .tar.gz" if info["archive_bytes"] else ""),
+        f"window     {info['window']['length']} samples, stride {info['window']['stride']}, "
+        f"{len(info['inputs'])} inputs, {info['features']} features",
+        "",
+    ]
+    rows = []
+    for s in info["stages"]:
+        check = ""
+        if s["parity"]:
+            check = "parity " + ", ".join(f"{a} {p['max_abs_diff']:.1e}" for a, p in s["parity"].items())
+        if s["int8_report"]:
+            r = s["int8_report"]
+            float_ops = ",".join(r["float_ops"]) or "none"
+            check = f"int8 diff {r['max_abs_diff']:.3f}, agree {r['decision_agreement']:.1%}, float ops {float_ops}"
+        val = s["validation"] or {}
+        rows.append(
+            {**s, "archs": ",".join(s["archs"]), "kb": s["model_bytes"] / 1024, "f1": val.get("f1"), "check": check}
+        )
+    columns = [("name", "stage", ""), ("kind", "kind", ""), ("archs", "archs", ""), ("kb", "KB", ".1f"),
+               ("threshold", "threshold", ".4f"), ("f1", "F1 (cv)", ".3f"), ("check", "build checks", "")]  # fmt: skip
+    return "\n".join(head) + table(rows, columns)
+
+
+def _render_run(summary):
+    rows = [{"step": step, **p} for step, p in summary["latency_us"].items()]
+    head = (
+        f"bundle {summary['bundle_id']}: {summary['windows']} windows, {summary['errors']} bad lines, "
+        f"peak RSS {(summary['rss_kb_max'] or 0) / 1024:.1f} MB\n\n"
+    )
+    return head + table(
+        rows, [("step", "latency us", ""), ("p50", "p50", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data sets edgectl knows: loaders for the original file formats and a synthetic generator."""

@@ -1,0 +1,46 @@
+"""`edgectl inspect`: what a bundle holds, how big it is, and the checks recorded at build time."""
+
+from pathlib import Path
+
+from edge_agent.errors import BundleError
+from edge_agent.manifest import load_bundle
+from edgectl.errors import EdgectlError
+
+
+def summary(bundle_dir):
+    """Verify a bundle and describe it: stages, model file sizes, parity and INT8 reports."""
+    bundle_dir = Path(bundle_dir)
+    try:
+        manifest = load_bundle(bundle_dir)
+    except BundleError as exc:
+        raise EdgectlError(str(exc)) from None
+    archive = bundle_dir.with_name(bundle_dir.name + ".tar.gz")
+    stages = []
+    for stage in manifest["stages"]:
+        files = list(stage.get("libs", {}).values()) + ([stage["file"]] if "file" in stage else [])
+        stages.append(
+            {
+                "name": stage["name"],
+                "kind": stage["kind"],
+                "input": stage["input"],
+                "threshold": stage["threshold"],
+                "model_bytes": max((bundle_dir / f).stat().st_size for f in files),
+                "archs": sorted(stage.get("libs", {})) or ["any"],
+                "parity": stage.get("parity"),
+                "int8_report": stage.get("int8_report"),
+                "validation": stage.get("validation"),
+            }
+        )
+    return {
+        "bundle_id": manifest["bundle_id"],
+        "path": str(bundle_dir),
+        "format_version": manifest["format_version"],
+        "checksums": "ok",
+        "files": len(manifest["files"]),
+        "bundle_bytes": sum((bundle_dir / f).stat().st_size for f in manifest["files"]),
+        "archive_bytes": archive.stat().st_size if archive.exists() else None,
+        "window": manifest["window"],
+        "features": len(manifest["features"]["names"]),
+        "inputs": manifest["input"]["features"],
+        "stages": stages,
+    }

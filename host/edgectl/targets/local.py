@@ -1,0 +1,36 @@
+"""`local:DIR`: a board directory on this machine, served by this Python's edge_agent.
+
+The embedded default for the demo and the fast tests: the same deploy steps as a
+remote board, with plain subprocesses instead of ssh.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from edgectl.errors import EdgectlError
+
+
+class LocalTarget:
+    def __init__(self, directory):
+        if not directory:
+            raise EdgectlError("local target needs a directory: local:DIR")
+        self.root = Path(directory).expanduser().resolve()
+        self.home = str(self.root)
+
+    def __str__(self):
+        return f"local:{self.root}"
+
+    def run(self, argv, timeout=300):
+        self.root.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.root)
+
+    def popen(self, argv, stdin):
+        return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.root)
+
+    def put_dir(self, src, dest):
+        shutil.copytree(src, dest)
+
+    def agent_argv(self):
+        return [sys.executable, "-m", "edge_agent"]

@@ -1,0 +1,72 @@
+"""Reference models edgectl trains: tree ensembles on window features, a small Conv1D on raw windows.
+
+Each trainer takes the training windows and 0/1 labels and returns a fitted
+model whose converter lives in edge_convert.
+"""
+
+import os
+
+import numpy as np
+
+from edge_convert.quiet import captured_output
+from edgectl.errors import EdgectlError
+
+TREE_KINDS = ("xgboost", "random-forest", "extra-trees", "gradient-boosting", "hist-gradient-boosting")
+NEURAL_KINDS = ("conv1d",)
+MODEL_KINDS = TREE_KINDS + NEURAL_KINDS
+
+
+def train_trees(kind, X, y, seed=0):
+    """Fit a binary tree ensemble of the given kind on feature rows X."""
+    positive = max(1, int(np.sum(y)))
+    balance = (len(y) - positive) / positive
+    if kind == "xgboost":
+        from xgboost import XGBClassifier
+
+        model = XGBClassifier(
+            n_estimators=200, max_depth=4, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
+            scale_pos_weight=balance ** 0.5, random_state=seed, n_jobs=2, tree_method="hist",
+        )  # fmt: skip
+    else:
+        from sklearn import ensemble
+
+        model = {
+            "random-forest": lambda: ensemble.RandomForestClassifier(
+                n_estimators=100, max_depth=10, min_samples_leaf=5, random_state=seed, n_jobs=2
+            ),
+            "extra-trees": lambda: ensemble.ExtraTreesClassifier(
+                n_estimators=100, max_depth=10, min_samples_leaf=5, random_state=seed, n_jobs=2
+            ),
+            "gradient-boosting": lambda: ensemble.GradientBoostingClassifier(n_estimators=100, random_state=seed),
+            "hist-gradient-boosting": lambda: ensemble.HistGradientBoostingClassifier(max_iter=200, random_state=seed),
+        }.get(kind, lambda: None)()
+        if model is None:
+            raise EdgectlError(f"unknown tree model {kind!r}; choose one of {', '.join(TREE_KINDS)}")
+    model.fit(X, y)
+    return model
+
+
+def train_conv1d(X, y, seed=0, epochs=12):
+    """Fit a small Conv1D classifier on raw windows X (n, length, F)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with captured_output():  # TensorFlow's import and first graph log from C++
+        import keras
+
+    keras.utils.set_random_seed(seed)
+    length, width = X.shape[1:]
+    model = keras.Sequential(
+        [
+            keras.Input((length, width)),
+            keras.layers.Conv1D(32, 5, activation="relu"),
+            keras.layers.Conv1D(32, 5, activation="relu"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="binary_crossentropy")
+    positive = max(1, int(np.sum(y)))
+    weight = {0: 1.0, 1: ((len(y) - positive) / positive) ** 0.5}
+    with captured_output():
+        model.fit(X, y, epochs=epochs, batch_size=128, verbose=0, class_weight=weight, shuffle=True)
+    return model
