@@ -4,6 +4,8 @@ TensorFlow is imported inside the functions: only building a neural stage pays
 its ~2 s import, never `edgectl --help` and never the agent.
 """
 
+import warnings
+
 import numpy as np
 
 from edge_agent.metrics import classification
@@ -30,7 +32,9 @@ def to_int8(model, representative, max_samples=500):
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     try:
-        with captured_output():
+        with captured_output(), warnings.catch_warnings():
+            # Asked of every int8-input model; our inputs are quantized from the calibration set.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             return converter.convert()
     except Exception as exc:  # the converter raises several unrelated types
         raise ConversionError(f"TFLite INT8 conversion failed: {exc}") from None

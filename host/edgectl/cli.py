@@ -177,7 +177,7 @@ def _render_inspect(info):
         )
     columns = [("name", "stage", ""), ("kind", "kind", ""), ("archs", "archs", ""), ("kb", "KB", ".1f"),
                ("threshold", "threshold", ".4f"), ("f1", "F1 (cv)", ".3f"), ("check", "build checks", "")]  # fmt: skip
-    return "\n".join(head) + table(rows, columns)
+    return "\n".join(head) + "\n" + table(rows, columns)
 
 
 def _render_run(summary):

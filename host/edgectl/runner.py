@@ -4,6 +4,7 @@ import json
 import threading
 from pathlib import Path
 
+from edgectl.deploy import current_release
 from edgectl.errors import EdgectlError
 
 
@@ -13,6 +14,8 @@ def stream_file(target, input_path, out=None, on_record=None):
     Every record is also written to `out` (a text file) as it arrives, so nothing
     is lost if the host stops early. `on_record(rec)` sees each one (progress).
     """
+    if current_release(target) is None:
+        raise EdgectlError(f"{target}: no release deployed; run `edgectl deploy BUNDLE {target}` first")
     argv = [*target.agent_argv(), "run", "--bundle", f"{target.home}/current", "--input", "-"]
     if not Path(input_path).is_file():
         raise EdgectlError(f"cannot read input {input_path}: no such file")

@@ -1,0 +1,41 @@
+# The README's two commands: `make demo` and `make test`. Both set up everything they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test test-fast lint format bench clean
+
+# The host environment: edgectl, the agent, TensorFlow (converter only), Treelite/TL2cgen, XGBoost.
+$(VENV)/.host: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[host]"
+	touch $@
+
+$(VENV)/.test: $(VENV)/.host
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[host,test]"
+	touch $@
+
+demo: $(VENV)/.host
+	$(BIN)/edgectl demo
+
+test: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+test-fast: $(VENV)/.test
+	$(BIN)/pytest -m "not slow"
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.host
+	$(BIN)/python benchmarks/stage1_latency.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""The `edgectl` command line as a user runs it: real subprocesses, --json twins, clean errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def edgectl(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "edgectl.cli", *args], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
+
+
+def test_inspect_deploy_run_with_json(xgb_build, synthetic_splits, tmp_path):
+    bundle = str(xgb_build.bundle_dir)
+    info = json.loads(edgectl("inspect", bundle, "--json").stdout)
+    assert info["bundle_id"] == xgb_build.manifest["bundle_id"] and info["checksums"] == "ok"
+    assert info["stages"][0]["parity"]["x86_64"]["max_abs_diff"] <= 1e-6
+    text = edgectl("inspect", bundle).stdout
+    assert "parity x86_64" in text and info["bundle_id"] in text
+
+    board = f"local:{tmp_path / 'board'}"
+    deployed = json.loads(edgectl("deploy", bundle, board, "--json", "-q").stdout)
+    assert deployed["bundle_id"] == info["bundle_id"]
+
+    out = tmp_path / "records.jsonl"
+    proc = edgectl("run", board, "--input", str(synthetic_splits[1].path), "--out", str(out), "--json", "-q")
+    summary = json.loads(proc.stdout)
+    assert summary["bundle_id"] == info["bundle_id"] and summary["errors"] == 0
+    assert summary["windows"] == sum(1 for line in out.read_text().splitlines() if '"prediction"' in line)
+    assert summary["latency_us"]["total"]["p99"] >= summary["latency_us"]["total"]["p50"] > 0
+    table = edgectl("run", board, "--input", str(synthetic_splits[1].path), "-q").stdout
+    assert "p50" in table and "total" in table
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["deploy", ".", "ftp://board"], "unknown target 'ftp://board'"),
+        (["run", "local:/nonexistent-board", "--input", "pyproject.toml"], "no release deployed"),
+        (["inspect", "."], "no manifest.json; is this a bundle directory?"),
+        (["build", "--data", "/nonexistent", "--out", "x"], "/nonexistent/train_FD001.txt: no such C-MAPSS file"),
+        (["build", "--model", "svm", "--out", "{tmp}/b"], "unknown model 'svm'"),
+    ],
+)
+def test_user_errors_are_one_clean_line(args, message, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = edgectl(*args, cwd=str(tmp_path.parent) if args[0] == "build" else None)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_build_refuses_to_overwrite_a_directory_that_is_not_a_bundle(tmp_path, synthetic_dir):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    proc = edgectl("build", "--data", str(synthetic_dir), "--out", str(tmp_path / "precious"), "-q")
+    assert proc.returncode == 1 and "is not a bundle" in proc.stderr
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_demo_prints_a_table_per_model_from_the_agents_records(tmp_path):
+    proc = edgectl("demo", "--workdir", str(tmp_path / "demo"), "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    rows = {row["model"]: row for row in result["models"]}
+    assert set(rows) == {"xgboost", "conv1d"}
+    for row in rows.values():
+        assert row["windows"] > 1000 and row["errors"] == 0
+        assert row["f1"] > 0.7
+        assert row["p99_us"] >= row["p50_us"] > 0 and row["rss_mb"] > 10 and row["model_kb"] > 1
+    assert (tmp_path / "demo" / "board" / "current").is_symlink()

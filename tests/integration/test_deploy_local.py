@@ -1,0 +1,82 @@
+"""Deploy to a local board directory: releases, the atomic current link, reuse, refusal."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from edge_agent.manifest import write_manifest
+from edgectl import deploy, runner
+from edgectl.errors import EdgectlError
+from edgectl.targets import parse_target
+
+
+def second_bundle(xgb_build, tmp_path):
+    """The same model under another id: a changed threshold makes a different manifest."""
+    copy = tmp_path / "second"
+    shutil.copytree(xgb_build.bundle_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["stages"][0]["threshold"] = 0.9
+    manifest["bundle_id"] = "xgboost-second"
+    write_manifest(copy, manifest)
+    return copy
+
+
+def test_deploy_switches_current_and_keeps_the_previous_release(xgb_build, tmp_path):
+    board = tmp_path / "board"
+    target = parse_target(f"local:{board}")
+    first = deploy.deploy(xgb_build.bundle_dir, target)
+    bundle_id = xgb_build.manifest["bundle_id"]
+    assert first["previous"] is None and not first["reused"]
+    assert os.readlink(board / "current") == f"releases/{bundle_id}"
+    again = deploy.deploy(xgb_build.bundle_dir, target)
+    assert again["reused"]
+    second = deploy.deploy(second_bundle(xgb_build, tmp_path), target)
+    assert second["previous"] == bundle_id
+    assert os.readlink(board / "current") == "releases/xgboost-second"
+    assert os.readlink(board / "previous") == f"releases/{bundle_id}"
+    assert sorted(p.name for p in (board / "releases").iterdir()) == sorted([bundle_id, "xgboost-second"])
+
+
+def test_a_bundle_failing_its_self_test_on_the_board_never_becomes_current(xgb_build, tmp_path):
+    board = tmp_path / "board"
+    target = parse_target(f"local:{board}")
+    deploy.deploy(xgb_build.bundle_dir, target)
+    bad = second_bundle(xgb_build, tmp_path)
+    golden = json.loads((bad / "golden.json").read_text())
+    golden["windows"][0]["scores"]["xgboost"] += 0.5
+    (bad / "golden.json").write_text(json.dumps(golden))
+    write_manifest(bad, json.loads((bad / "manifest.json").read_text()))
+    with pytest.raises(EdgectlError, match="failed its self-test on the board; the board keeps its current"):
+        deploy.deploy(bad, target)
+    assert os.readlink(board / "current") == f"releases/{xgb_build.manifest['bundle_id']}"
+
+
+def test_a_damaged_release_on_the_board_is_uploaded_again(xgb_build, tmp_path):
+    board = tmp_path / "board"
+    target = parse_target(f"local:{board}")
+    deploy.deploy(xgb_build.bundle_dir, target)
+    release = board / "releases" / xgb_build.manifest["bundle_id"]
+    (release / "golden.json").write_text("{}")  # e.g. an upload cut short
+    again = deploy.deploy(xgb_build.bundle_dir, target)
+    assert not again["reused"]
+    assert (release / "golden.json").read_bytes() == (xgb_build.bundle_dir / "golden.json").read_bytes()
+
+
+def test_run_streams_a_file_through_the_deployed_agent(xgb_build, synthetic_splits, tmp_path):
+    _, test = synthetic_splits
+    target = parse_target(f"local:{tmp_path / 'board'}")
+    deploy.deploy(xgb_build.bundle_dir, target)
+    out = tmp_path / "records.jsonl"
+    with open(out, "w") as sink:
+        records = runner.stream_file(target, test.path, out=sink)
+    assert records[0]["bundle_id"] == xgb_build.manifest["bundle_id"]
+    assert [json.loads(line) for line in out.read_text().splitlines()] == records
+
+
+def test_unknown_targets_and_empty_boards_get_clear_errors(tmp_path, synthetic_splits):
+    with pytest.raises(EdgectlError, match="unknown target 'ftp://x'"):
+        parse_target("ftp://x")
+    with pytest.raises(EdgectlError, match="no release deployed; run `edgectl deploy BUNDLE local:"):
+        runner.stream_file(parse_target(f"local:{tmp_path / 'empty'}"), synthetic_splits[1].path)
