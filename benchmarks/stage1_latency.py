@@ -93,8 +93,13 @@ def main():
     }
     floor = np.median(runs["C loop, edge_predict()"])
     table_rows = [
-        {"method": name, "n": len(lat), **percentiles(lat, (50, 90, 99)), "mean": float(lat.mean()),
-         "x_c_loop": float(np.median(lat) / floor)}  # fmt: skip
+        {
+            "method": name,
+            "n": len(lat),
+            **percentiles(lat, (50, 90, 99)),
+            "mean": float(lat.mean()),
+            "x_c_loop": float(np.median(lat) / floor),
+        }  # fmt: skip
         for name, lat in runs.items()
     ]
     if args.json:

@@ -60,7 +60,8 @@ def _batch_one(model):
 def report(model, tflite_path, X, y, threshold=0.5):
     """Compare float Keras and INT8 TFLite on held-out windows: diff, agreement, F1, op list."""
     float_scores = keras_scores(model, X)
-    stage = TFLiteStage(".", {"name": "check", "file": str(tflite_path)})
+    with captured_output():  # LiteRT announces its delegate on stderr
+        stage = TFLiteStage(".", {"name": "check", "file": str(tflite_path)})
     int8_scores = np.array([stage.predict(x) for x in X])
     ops = op_list(stage.interpreter)
     return {

@@ -110,7 +110,7 @@ def run(target, input_path, out, as_json, quiet):
     with open(out, "w") if out else contextlib.nullcontext() as sink:
         records = runner.stream_file(
             parse_target(target), input_path, out=sink,
-            on_record=lambda r: progress.tick(f"{r.get('seq', 0)} windows"),
+            on_record=progress.record,
         )  # fmt: skip
     summary = evaluate.latency(records)
     start = next((r for r in records if r["type"] == "start"), {})

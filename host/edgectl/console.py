@@ -17,6 +17,11 @@ class Progress:
         if not self.quiet:
             print(f"[{time.monotonic() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
+    def record(self, rec):
+        """Progress callback for a stream of agent records: the window count, once a second."""
+        if rec.get("type") == "prediction":
+            self.tick(f"{rec['seq']} windows")
+
     def tick(self, message):
         """Like say, at most once a second."""
         now = time.monotonic()

@@ -31,7 +31,7 @@ def run_demo(workdir, data_dir=None, subset="FD001", board=None, models=DEMO_MOD
         with open(workdir / f"records-{kind}.jsonl", "w") as out:
             records = runner.stream_file(
                 target, test_split.path, out=out,
-                on_record=lambda r: progress and progress.tick(f"{r.get('seq', 0)} windows"),
+                on_record=progress.record if progress else None,
             )  # fmt: skip
         rows.append(_row(kind, result, records, test_split))
     return {"data": str(data_dir), "board": str(target), "models": rows}
