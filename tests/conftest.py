@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from boards import sshd
 
 from edgectl import build
 from edgectl.data import cmapss, synthetic
@@ -47,6 +48,17 @@ def xgb_build(synthetic_splits, tmp_path_factory):
     """A real XGBoost bundle (TL2cgen C compiled by gcc) built from the synthetic fleet."""
     train_split, _ = synthetic_splits
     return build.build(train_split, "xgboost", tmp_path_factory.mktemp("bundles") / "xgboost")
+
+
+@pytest.fixture(scope="session")
+def ssh_board():
+    """A real OpenSSH server on loopback; the x86_64 board the ssh tests deploy to."""
+    if not Path(sshd.SSHD).exists() or os.geteuid() != 0:
+        missing("openssh-server, run as root (apt-get install openssh-server)")
+    board = sshd.start()
+    os.environ["EDGECTL_SSH_CONFIG"] = str(board.config)
+    yield board
+    board.stop()
 
 
 @pytest.fixture

@@ -86,10 +86,21 @@ def abi_defines(header, n_features):
     }
 
 
-def compile_library(src_dir, defines, out_path, cc="gcc", cflags=("-O2",), jobs=2, progress=None):
-    """Compile the C source in src_dir into a shared library at out_path, translation units in parallel."""
+HOST_TOOLCHAIN = {"triple": "", "cflags": ["-O2"], "debian_package": "gcc", "qemu": ""}
+
+
+def compiler(toolchain):
+    """The C compiler of a toolchain (a profile's [toolchain]; HOST_TOOLCHAIN for this machine)."""
+    cc = f"{toolchain['triple']}-gcc" if toolchain["triple"] else "gcc"
     if shutil.which(cc) is None:
-        raise ConversionError(f"C compiler {cc!r} not found; install it (Debian: apt-get install gcc)")
+        raise ConversionError(f"C compiler {cc} not found; install it: apt-get install {toolchain['debian_package']}")
+    return cc
+
+
+def compile_library(src_dir, defines, out_path, toolchain=HOST_TOOLCHAIN, jobs=2, progress=None):
+    """Compile the C source in src_dir into a shared library at out_path, translation units in parallel."""
+    cc = compiler(toolchain)
+    cflags = list(toolchain["cflags"])
     src_dir, out_path = Path(src_dir), Path(out_path)
     obj_dir = out_path.parent / f".obj-{out_path.stem}"
     obj_dir.mkdir(parents=True, exist_ok=True)
@@ -98,14 +109,14 @@ def compile_library(src_dir, defines, out_path, cc="gcc", cflags=("-O2",), jobs=
 
     def build(src):
         obj = obj_dir / (src.stem + ".o")
-        _run([cc, *flags, "-c", str(src), "-o", str(obj)], src)
+        _run([cc, *flags, "-c", str(src), "-o", str(obj)], src.name)
         if progress:
             progress(src.name)
         return obj
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         objects = list(pool.map(build, sources))
-    _run([cc, *cflags, "-shared", "-o", str(out_path), *map(str, objects), "-lm"], out_path)
+    _run([cc, *cflags, "-shared", "-o", str(out_path), *map(str, objects), "-lm"], out_path.name)
     shutil.rmtree(obj_dir)
     return out_path
 
@@ -133,7 +144,35 @@ def parity(model, lib_path, X):
             f"{lib_path}: compiled model differs from the native model by {diff:.3g} "
             f"(limit {PARITY_LIMIT}) on {len(X)} held-out rows"
         )
-    return {"rows": len(X), "max_abs_diff": diff, "limit": PARITY_LIMIT}
+    return {"rows": len(X), "max_abs_diff": diff, "limit": PARITY_LIMIT, "status": "ok"}
+
+
+def emulated_parity(model, lib_path, X, toolchain, work_dir):
+    """Run a cross-compiled library on rows X under qemu-user; compare with the native model.
+
+    Returns the parity dict, or {"status": "not run", "why": ...} when qemu-user is missing.
+    """
+    qemu = toolchain.get("qemu")
+    if not qemu or shutil.which(qemu) is None:
+        return {"status": "not run", "why": f"{qemu or 'qemu-user'} not installed (apt-get install qemu-user-static)"}
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    runner = work_dir / "parity_main"
+    source = resources.files("edge_convert").joinpath("csrc", "parity_main.c")
+    with resources.as_file(source) as src:
+        _run([compiler(toolchain), *toolchain["cflags"], "-o", str(runner), str(src), "-ldl"], src)
+    rows = np.ascontiguousarray(X, dtype=np.float32)
+    rows.tofile(work_dir / "rows.f32")
+    sysroot = f"/usr/{toolchain['triple']}"
+    args = [str(Path(lib_path).resolve()), str(work_dir / "rows.f32"), str(len(rows)), str(rows.shape[1])]
+    _run([qemu, "-L", sysroot, str(runner), *args, str(work_dir / "scores.f32")], f"{lib_path} under {qemu}")
+    emulated = np.fromfile(work_dir / "scores.f32", dtype=np.float32).astype(np.float64)
+    diff = float(np.max(np.abs(native_scores(model, X).astype(np.float64) - emulated)))
+    if not diff <= PARITY_LIMIT:
+        raise ConversionError(
+            f"{lib_path}: under {qemu} the library differs from the native model by {diff:.3g} (limit {PARITY_LIMIT})"
+        )
+    return {"rows": len(rows), "max_abs_diff": diff, "limit": PARITY_LIMIT, "status": "ok", "emulator": qemu}
 
 
 def _run(cmd, what):
@@ -143,7 +182,7 @@ def _run(cmd, what):
 
 
 def _num_trees(tl_model):
-    return getattr(tl_model, "num_tree", None) or 100
+    return tl_model.num_tree
 
 
 def _num_features(model):

@@ -9,6 +9,7 @@ from pathlib import Path
 from edge_agent import __version__
 from edge_agent.agent import run, start
 from edge_agent.errors import AgentError
+from edge_agent.manifest import load_bundle
 
 
 def main(argv=None):
@@ -21,11 +22,17 @@ def main(argv=None):
     p_run.add_argument("--stats-every", type=int, default=1000, help="windows between stats records")
     p_test = sub.add_parser("selftest", help="verify the bundle and run its golden vectors, then exit")
     p_test.add_argument("--bundle", required=True)
+    p_verify = sub.add_parser("verify", help="check the bundle's manifest and the sha256 of every file, then exit")
+    p_verify.add_argument("--bundle", required=True)
     sub.add_parser("info", help="print this board's arch, Python and agent version as JSON")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "verify":
+            manifest = load_bundle(args.bundle)
+            print(json.dumps({"bundle_id": manifest["bundle_id"], "files": len(manifest["files"]), "checksums": "ok"}))
+            return 0
         if args.command == "selftest":
             _, info = start(args.bundle)
             print(json.dumps(info))

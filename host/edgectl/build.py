@@ -6,6 +6,7 @@ on the training split only; the test split never enters a build.
 
 import platform
 import shutil
+import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,8 @@ from edge_agent.manifest import MANIFEST_NAME
 from edge_agent.runtimes.litert import TFLiteStage
 from edge_agent.samples import format_line
 from edge_agent.windows import FEATURE_KINDS, feature_names
-from edge_convert import ConversionError, bundle, tflite, trees
+from edge_convert import bundle, tflite, trees
+from edge_convert.quiet import captured_output
 from edgectl import train
 from edgectl.data import cmapss
 from edgectl.errors import EdgectlError
@@ -62,8 +64,11 @@ def unit_folds(rows, folds):
     return rows[:, 0].astype(int) % folds
 
 
-def build(split, kind, out_dir, window=30, stride=1, horizon=30, progress=None):
+def build(split, kind, out_dir, window=30, stride=1, horizon=30, profiles=(), progress=None):
     """Train a model of `kind` on a C-MAPSS training split and write its bundle to out_dir.
+
+    profiles: board profiles to build for as well as this machine (tree stages
+    are cross-compiled for each profile's arch and checked under qemu-user).
 
     The decision threshold maximizes F1 on out-of-fold scores (folds by unit);
     the stage is then trained on every training unit.
@@ -92,11 +97,12 @@ def build(split, kind, out_dir, window=30, stride=1, horizon=30, progress=None):
     if neural:
         stage, scorer = _tflite_stage(kind, model, windows, held, y, out_dir, say)
     else:
-        stage, scorer = _tree_stage(kind, model, windows.features[held], out_dir, say)
+        stage, scorer = _tree_stage(kind, model, windows.features[held], out_dir, profiles, say)
     stage["threshold"] = threshold
     stage["validation"] = dict(report, method=f"out-of-fold, {len(np.unique(fold))} folds by unit")
     golden = _golden(split.rows, spec, scorer, stage["name"])
-    manifest = bundle.write_bundle(out_dir, kind, spec, [stage], golden, built_with={"model": type(model).__name__})
+    built_with = {"model": type(model).__name__, "profiles": [p["name"] for p in profiles]}
+    manifest = bundle.write_bundle(out_dir, kind, spec, [stage], golden, built_with)
     say(f"bundle {manifest['bundle_id']} written to {out_dir}")
     return BuildResult(out_dir, manifest, model, report)
 
@@ -117,30 +123,49 @@ def _score_conv1d(model, windows, mask):
     return tflite.keras_scores(model, windows.raw[mask])
 
 
-def _tree_stage(kind, model, check_rows, out_dir, say):
-    arch = platform.machine()
+def _tree_stage(kind, model, check_rows, out_dir, profiles, say):
     src = out_dir / kind / "src"
     say("generating C with TL2cgen")
     defines = trees.generate_source(model, src)
-    lib = out_dir / kind / f"{kind}-{arch}.so"
-    say(f"compiling {len(list(src.glob('*.c')))} C files with gcc")
-    trees.compile_library(src, defines, lib)
-    parity = trees.parity(model, lib, check_rows)
-    say(
-        f"parity with native {type(model).__name__}: max abs diff {parity['max_abs_diff']:.2g} on {parity['rows']} rows"
-    )
+    host = platform.machine()
+    libs, parity = {}, {}
+    for arch, toolchain in _toolchains(host, profiles).items():
+        lib = out_dir / kind / f"{kind}-{arch}.so"
+        cc = trees.compiler(toolchain)
+        say(f"compiling {len(list(src.glob('*.c')))} C files for {arch} with {cc} {' '.join(toolchain['cflags'])}")
+        trees.compile_library(src, defines, lib, toolchain)
+        if arch == host:
+            parity[arch] = trees.parity(model, lib, check_rows)
+        else:
+            with tempfile.TemporaryDirectory() as work:
+                parity[arch] = trees.emulated_parity(model, lib, check_rows, toolchain, work)
+        got = parity[arch]
+        say(f"parity {arch}: " + (f"max abs diff {got['max_abs_diff']:.2g}" if "max_abs_diff" in got else got["why"]))
+        libs[arch] = lib.relative_to(out_dir).as_posix()
     stage = {
         "name": kind,
         "kind": "tree-lib",
         "input": "features",
-        "libs": {arch: lib.relative_to(out_dir).as_posix()},
+        "libs": libs,
         "source": src.relative_to(out_dir).as_posix(),
         "output": "probability of the positive label",
         "threshold": 0.5,
         "tolerance": trees.PARITY_LIMIT,
-        "parity": {arch: parity},
+        "parity": parity,
     }
     return stage, lambda w: trees.native_scores(model, w.features)
+
+
+def _toolchains(host, profiles):
+    """{arch: toolchain}: this machine first, then one per profile arch (profiles of one arch must agree)."""
+    chains = {host: trees.HOST_TOOLCHAIN}
+    for profile in profiles:
+        arch, chain = profile["arch"], profile["toolchain"]
+        if arch in chains and arch != host and chains[arch] != chain:
+            raise EdgectlError(f"profiles for {arch} disagree on compiler flags; build one bundle per profile")
+        if arch != host:
+            chains[arch] = chain
+    return chains
 
 
 def _tflite_stage(kind, model, windows, held, y, out_dir, say):
@@ -164,7 +189,8 @@ def _tflite_stage(kind, model, windows, held, y, out_dir, say):
         "tolerance": INT8_TOLERANCE,
         "int8_report": check,
     }
-    runtime = TFLiteStage(out_dir, stage)
+    with captured_output():
+        runtime = TFLiteStage(out_dir, stage)
     return stage, lambda w: np.array([runtime.predict(x) for x in w.raw])
 
 
@@ -192,6 +218,3 @@ def _fresh_dir(path):
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
-
-
-__all__ = ["BuildResult", "ConversionError", "build", "pipeline_spec"]

@@ -49,49 +49,120 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress lin
 @click.option("--window", default=30, show_default=True, help="Window length in samples.")
 @click.option("--stride", default=1, show_default=True, help="Samples between windows.")
 @click.option("--horizon", default=30, show_default=True, help="Label: fails within this many cycles.")
+@click.option("--profile", "profile_names", multiple=True, help="Board profile to build for (repeatable).")
 @json_option
 @quiet_option
-def build(data, subset, kind, out, window, stride, horizon, as_json, quiet):
+def build(data, subset, kind, out, window, stride, horizon, profile_names, as_json, quiet):
     """Train a model on C-MAPSS data and build a bundle for the board.
 
     Models: xgboost, random-forest, extra-trees, gradient-boosting,
     hist-gradient-boosting (compiled C through TL2cgen) and conv1d (TFLite INT8).
     """
     from edgectl import build as builder
-    from edgectl import inspect_bundle
+    from edgectl import inspect_bundle, profiles
     from edgectl.data import cmapss, synthetic
 
     progress = Progress(quiet)
+    chosen = [profiles.get(name) for name in profile_names]
     if data is None:
         data = synthetic.write_subset(Path(out).with_name(Path(out).name + "-data"), subset)
         progress.say(f"no --data: synthetic fleet written to {data}")
     train_split, _ = cmapss.load(data, subset)
-    result = builder.build(train_split, kind, out, window, stride, horizon, progress=progress.say)
+    result = builder.build(train_split, kind, out, window, stride, horizon, chosen, progress=progress.say)
     emit(inspect_bundle.summary(result.bundle_dir), as_json, _render_inspect)
 
 
 @cli.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--profile", help="Check the bundle against this board profile's budgets.")
+@click.option(
+    "--records",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Agent records (edgectl run --out) to check measured latency and memory.",
+)
 @json_option
-def inspect(bundle, as_json):
+def inspect(bundle, profile, records, as_json):
     """Verify a bundle's checksums and show its stages, sizes and build-time checks."""
     from edgectl import inspect_bundle
 
-    emit(inspect_bundle.summary(bundle), as_json, _render_inspect)
+    info = inspect_bundle.summary(bundle)
+    if profile:
+        from edgectl import evaluate, profiles
+
+        measured = evaluate.measured(evaluate.read_records(records)) if records else None
+        info["budgets"] = {"profile": profile, "checks": profiles.check_budgets(profiles.get(profile), info, measured)}
+    emit(info, as_json, _render_inspect)
+
+
+@cli.command("profiles")
+@json_option
+def list_profiles(as_json):
+    """List the board profiles: arch, compiler flags, runtime and budgets."""
+    from edgectl import profiles
+
+    rows = [
+        {
+            "name": p["name"],
+            "arch": p["arch"],
+            "cflags": " ".join(p["toolchain"]["cflags"]),
+            "ram_mb": p["system"]["ram_mb"],
+            "python": p["system"]["python"],
+            "runtime": p["runtime"]["package"] or "none (trees only)",
+            "latency_ms": p["budgets"]["latency_ms"],
+            "memory_mb": p["budgets"]["agent_memory_mb"],
+            "bundle_mb": p["budgets"]["bundle_mb"],
+        }
+        for p in profiles.load_all().values()
+    ]
+    columns = [("name", "profile", ""), ("arch", "arch", ""), ("cflags", "cflags", ""), ("ram_mb", "RAM MB", "d"),
+               ("python", "python", ""), ("runtime", "runtime", ""), ("latency_ms", "p99 ms", "d"),
+               ("memory_mb", "mem MB", "d"), ("bundle_mb", "bundle MB", "d")]  # fmt: skip
+    emit(rows, as_json, lambda r: table(r, columns))
 
 
 @cli.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.argument("target")
+@click.option("--offline", is_flag=True, help="Ship the runtime wheels from this host; the board needs no index.")
 @json_option
 @quiet_option
-def deploy(bundle, target, as_json, quiet):
-    """Deploy BUNDLE to TARGET (local:DIR) as a new release, switched to atomically."""
+def deploy(bundle, target, offline, as_json, quiet):
+    """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy.
+
+    TARGET: local:DIR, ssh://user@host[:port][/home] (home defaults to /opt/edgectl)
+    or a host alias from ~/.ssh/config.
+    """
     from edgectl import deploy as deployer
     from edgectl.targets import parse_target
 
-    result = deployer.deploy(bundle, parse_target(target), Progress(quiet).say)
-    emit(result, as_json, lambda r: "\n".join(f"{k:10} {v}" for k, v in r.items()))
+    result = deployer.deploy(bundle, parse_target(target), Progress(quiet).say, offline=offline)
+    emit(result, as_json, _render_pairs)
+
+
+@cli.command()
+@click.argument("target")
+@json_option
+@quiet_option
+def rollback(target, as_json, quiet):
+    """Switch TARGET back to its previous release (current and previous swap)."""
+    from edgectl import deploy as deployer
+    from edgectl.targets import parse_target
+
+    emit(deployer.rollback(parse_target(target), Progress(quiet).say), as_json, _render_pairs)
+
+
+@cli.command()
+@click.argument("target")
+@json_option
+def status(target, as_json):
+    """Show TARGET's release, previous release, health, uptime and the agent's last stats."""
+    from edgectl import status as board_status
+    from edgectl.targets import parse_target
+
+    result = board_status.status(parse_target(target))
+    emit(result, as_json, _render_pairs)
+    if result["health"] == "degraded":
+        sys.exit(3)
 
 
 @cli.command()
@@ -166,7 +237,7 @@ def _render_inspect(info):
     for s in info["stages"]:
         check = ""
         if s["parity"]:
-            check = "parity " + ", ".join(f"{a} {p['max_abs_diff']:.1e}" for a, p in s["parity"].items())
+            check = "parity " + ", ".join(f"{a} {_parity_text(p)}" for a, p in s["parity"].items())
         if s["int8_report"]:
             r = s["int8_report"]
             float_ops = ",".join(r["float_ops"]) or "none"
@@ -177,7 +248,28 @@ def _render_inspect(info):
         )
     columns = [("name", "stage", ""), ("kind", "kind", ""), ("archs", "archs", ""), ("kb", "KB", ".1f"),
                ("threshold", "threshold", ".4f"), ("f1", "F1 (cv)", ".3f"), ("check", "build checks", "")]  # fmt: skip
-    return "\n".join(head) + "\n" + table(rows, columns)
+    text = "\n".join(head) + "\n" + table(rows, columns)
+    if "budgets" in info:
+        budget_columns = [("budget", "budget", ""), ("status", "status", ""), ("why", "", "")]
+        text += f"\n\nbudgets of profile {info['budgets']['profile']}:\n" + table(
+            info["budgets"]["checks"], budget_columns
+        )
+    return text
+
+
+def _render_pairs(result):
+    def text(value):
+        if isinstance(value, dict):
+            return ", ".join(f"{k} {text(v)}" for k, v in value.items())
+        if isinstance(value, list):
+            return " ".join(map(str, value)) or "-"
+        return "-" if value is None or value == "" else str(value)
+
+    return "\n".join(f"{key:10} {text(value)}" for key, value in result.items())
+
+
+def _parity_text(parity):
+    return f"{parity['max_abs_diff']:.1e}" if "max_abs_diff" in parity else parity["status"]
 
 
 def _render_run(summary):

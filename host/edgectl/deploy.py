@@ -1,71 +1,104 @@
-"""`edgectl deploy`: put a bundle on a target as a new release and switch to it atomically.
+"""`edgectl deploy` and `edgectl rollback`: releases on a board, switched atomically, health-checked.
 
 On the board: HOME/releases/<bundle-id>/ per release, HOME/current and
-HOME/previous as relative symlinks. A release becomes `current` only after its
-upload completed (uploaded under a temporary name, then renamed) and the agent's
-self-test passed on the board; otherwise the board keeps what it had.
+HOME/previous as relative symlinks. A release is uploaded under a temporary name
+and renamed when complete, so an interrupted upload never becomes `current`. After
+the switch the agent must come up healthy (checksums, self-test, READY); if it
+does not, `current` goes back to the release it replaced, and deploy says so.
 """
 
-import shlex
 from pathlib import Path
 
 from edge_agent.errors import BundleError
 from edge_agent.manifest import load_bundle
+from edgectl import board as boards
+from edgectl import runtime_env, service
 from edgectl.errors import EdgectlError
+from edgectl.targets import q, sh
 
 
-def deploy(bundle_dir, target, say=lambda msg: None):
+def deploy(bundle_dir, target, say=lambda msg: None, offline=False):
     """Deploy a bundle directory to a target; return what was done as a dict."""
     try:
         manifest = load_bundle(bundle_dir)
     except BundleError as exc:
         raise EdgectlError(f"refusing to deploy: {exc}") from None
     bundle_id = manifest["bundle_id"]
+    board = boards.probe(target)
+    boards.check_fits(board, manifest, target)
+    if target.managed_env:
+        needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
+        runtime_env.ensure(target, board, needs_tflite, offline, say)
     release = f"{target.home}/releases/{bundle_id}"
-    # A release already on the board that passes its checks is reused: re-running
-    # deploy after a broken connection costs one self-test.
-    check = _selftest(target, release)
-    reused = check.returncode == 0
+    reused = _agent(target, "verify", release).returncode == 0
     if not reused:
         partial = f"{target.home}/releases/.partial-{bundle_id}"
-        _sh(target, f"mkdir -p {q(target.home)}/releases && rm -rf {q(partial)} {q(release)}")
+        sh(target, f"mkdir -p {q(target.home)}/releases && rm -rf {q(partial)} {q(release)}")
         say(f"uploading {bundle_id} to {target}")
         target.put_dir(Path(bundle_dir), partial)
-        _sh(target, f"mv -T {q(partial)} {q(release)}")
-        say("self-test on the board")
-        check = _selftest(target, release)
-    if check.returncode != 0:
-        raise EdgectlError(
-            f"{target}: bundle {bundle_id} failed its self-test on the board; the board keeps its "
-            f"current release.\n{check.stderr.strip()}"
-        )
-    previous = current_release(target)
-    keep = f"ln -sfn releases/{q(previous)} previous && " if previous and previous != bundle_id else ""
-    _sh(
-        target,
-        f"cd {q(target.home)} && {keep}ln -sfn releases/{q(bundle_id)} current.new && mv -Tf current.new current",
-    )
-    say(f"{target}: current -> {bundle_id}")
-    return {"target": str(target), "bundle_id": bundle_id, "release": release, "previous": previous, "reused": reused}
+        sh(target, f"mv -T {q(partial)} {q(release)}")
+        check = _agent(target, "verify", release)
+        if check.returncode != 0:
+            raise EdgectlError(f"{target}: the uploaded bundle does not verify on the board:\n{check.stderr.strip()}")
+    previous, before = current_release(target), release_link(target, "previous")
+    switch(target, bundle_id, keep_previous=previous != bundle_id)
+    say(f"{target}: current -> {bundle_id}; waiting for the agent to come up healthy")
+    health = service.restart_and_check(target, board)
+    if not health["healthy"]:
+        if previous and previous != bundle_id:
+            switch(target, previous, keep_previous=False)
+            _set_link(target, "previous", before)
+            service.restart_and_check(target, board)
+            outcome = f"rolled back to {previous}"
+        else:
+            outcome = "no previous release to roll back to"
+        raise EdgectlError(f"{target}: bundle {bundle_id} did not come up healthy: {outcome}.\n{health['detail']}")
+    return {
+        "target": str(target),
+        "bundle_id": bundle_id,
+        "release": release,
+        "previous": previous,
+        "reused": reused,
+        "board": {k: board[k] for k in ("arch", "python", "glibc", "os")},
+        "health": health,
+    }
+
+
+def rollback(target, say=lambda msg: None):
+    """Switch `current` back to `previous` (the two swap) and check health."""
+    board = boards.probe(target)
+    current, previous = current_release(target), release_link(target, "previous")
+    if not previous:
+        raise EdgectlError(f"{target}: no previous release to roll back to")
+    switch(target, previous, keep_previous=True)
+    say(f"{target}: current -> {previous} (was {current})")
+    health = service.restart_and_check(target, board)
+    return {"target": str(target), "bundle_id": previous, "previous": current, "health": health}
+
+
+def switch(target, bundle_id, keep_previous):
+    """Point `current` at a release with one rename; optionally remember the old one as `previous`."""
+    home = q(target.home)
+    keep = 'old=$(readlink current) && [ -n "$old" ] && ln -sfn "$old" previous; ' if keep_previous else ""
+    sh(target, f"cd {home} && {keep}ln -sfn releases/{q(bundle_id)} current.new && mv -Tf current.new current")
 
 
 def current_release(target):
     """The bundle id `current` points at on the target, or None."""
-    got = target.run(["sh", "-c", f"readlink {q(target.home)}/current || true"])
+    return release_link(target, "current")
+
+
+def release_link(target, name):
+    """The bundle id a link in HOME (current, previous) points at, or None."""
+    got = target.run(["sh", "-c", f"readlink {q(target.home)}/{name} || true"])
     link = got.stdout.strip()
     return link.rsplit("/", 1)[-1] if link else None
 
 
-def _selftest(target, release):
-    return target.run([*target.agent_argv(), "selftest", "--bundle", release])
+def _set_link(target, name, bundle_id):
+    path = f"{q(target.home)}/{name}"
+    sh(target, f"ln -sfn releases/{q(bundle_id)} {path}" if bundle_id else f"rm -f {path}")
 
 
-def _sh(target, script):
-    got = target.run(["sh", "-c", script])
-    if got.returncode != 0:
-        raise EdgectlError(f"{target}: command failed: {script}\n{got.stderr.strip()}")
-    return got
-
-
-def q(text):
-    return shlex.quote(str(text))
+def _agent(target, command, bundle):
+    return target.run([*target.agent_argv(), command, "--bundle", bundle])

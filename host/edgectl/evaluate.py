@@ -1,6 +1,6 @@
 """Scoring the agent's own records: accuracy against labels, latency, memory."""
 
-import numpy as np
+import json
 
 from edge_agent import metrics
 from edge_agent.samples import field_text
@@ -52,4 +52,13 @@ def scores_by_window(records):
     return {(r["stream"], r["t"]): r["score"] for r in predictions(records)}
 
 
-__all__ = ["accuracy", "label_lookup", "latency", "np", "scores_by_window"]
+def measured(records):
+    """What budgets compare against: peak RSS (KB) and p99 of the whole per-window latency (µs)."""
+    lat = latency(records)
+    return {"rss_kb": lat["rss_kb_max"], "p99_us": lat["latency_us"].get("total", {}).get("p99")}
+
+
+def read_records(path):
+    """Agent records from a JSON-lines file (as `edgectl run --out` writes them)."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -39,7 +39,7 @@ def test_deploy_switches_current_and_keeps_the_previous_release(xgb_build, tmp_p
     assert sorted(p.name for p in (board / "releases").iterdir()) == sorted([bundle_id, "xgboost-second"])
 
 
-def test_a_bundle_failing_its_self_test_on_the_board_never_becomes_current(xgb_build, tmp_path):
+def test_a_bundle_failing_its_self_test_on_the_board_is_rolled_back(xgb_build, tmp_path):
     board = tmp_path / "board"
     target = parse_target(f"local:{board}")
     deploy.deploy(xgb_build.bundle_dir, target)
@@ -48,9 +48,11 @@ def test_a_bundle_failing_its_self_test_on_the_board_never_becomes_current(xgb_b
     golden["windows"][0]["scores"]["xgboost"] += 0.5
     (bad / "golden.json").write_text(json.dumps(golden))
     write_manifest(bad, json.loads((bad / "manifest.json").read_text()))
-    with pytest.raises(EdgectlError, match="failed its self-test on the board; the board keeps its current"):
+    first = xgb_build.manifest["bundle_id"]
+    with pytest.raises(EdgectlError, match=f"did not come up healthy: rolled back to {first}(.|\n)*self-test failed"):
         deploy.deploy(bad, target)
-    assert os.readlink(board / "current") == f"releases/{xgb_build.manifest['bundle_id']}"
+    assert os.readlink(board / "current") == f"releases/{first}"
+    assert not (board / "previous").exists()  # as it was before the failed deploy
 
 
 def test_a_damaged_release_on_the_board_is_uploaded_again(xgb_build, tmp_path):

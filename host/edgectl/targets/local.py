@@ -13,6 +13,8 @@ from edgectl.errors import EdgectlError
 
 
 class LocalTarget:
+    managed_env = False  # the agent runs on this machine's Python: no venv to manage
+
     def __init__(self, directory):
         if not directory:
             raise EdgectlError("local target needs a directory: local:DIR")

@@ -1,0 +1,95 @@
+"""Firmware profiles: one TOML file per board in firmware_profiles/, and budget checks against them."""
+
+import os
+from pathlib import Path
+
+from edgectl.errors import EdgectlError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+PROFILE_DIR = Path(os.environ.get("EDGECTL_PROFILES", Path(__file__).resolve().parents[2] / "firmware_profiles"))
+_REQUIRED = {
+    "name": str,
+    "board": str,
+    "arch": str,
+    "toolchain": dict,
+    "system": dict,
+    "runtime": dict,
+    "budgets": dict,
+}
+
+
+def load_all():
+    """Every profile, keyed by name, sorted."""
+    if not PROFILE_DIR.is_dir():
+        raise EdgectlError(f"{PROFILE_DIR}: no firmware profiles directory (set EDGECTL_PROFILES)")
+    profiles = {}
+    for path in sorted(PROFILE_DIR.glob("*.toml")):
+        profile = _read(path)
+        profiles[profile["name"]] = profile
+    return profiles
+
+
+def get(name):
+    """One profile by name; the error lists the names there are."""
+    profiles = load_all()
+    if name not in profiles:
+        raise EdgectlError(f"unknown profile {name!r}; profiles: {', '.join(profiles)}")
+    return profiles[name]
+
+
+def _read(path):
+    try:
+        profile = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgectlError(f"{path}: not valid TOML: {exc}") from None
+    for key, kind in _REQUIRED.items():
+        if not isinstance(profile.get(key), kind):
+            raise EdgectlError(f"{path}: missing or wrong field {key!r}")
+    if profile["name"] != path.stem:
+        raise EdgectlError(f"{path}: name {profile['name']!r} must match the file name")
+    return profile
+
+
+def check_budgets(profile, info, measured=None):
+    """Does a bundle (its inspect summary) fit a profile? One row per budget.
+
+    Size and the board's arch and runtime are always checked; memory and latency
+    when measured ({"rss_kb": peak, "p99_us": ...}, e.g. from `edgectl run --out`).
+    Each row: {"budget", "limit", "value", "status": pass|fail|not measured, "why"}.
+    """
+    budgets = profile["budgets"]
+    measured = measured or {}
+    checks = [
+        _check("bundle size", budgets["bundle_mb"], info["bundle_bytes"] / 2**20, "MB"),
+        _check("agent memory", budgets["agent_memory_mb"], _scaled(measured.get("rss_kb"), 1 / 1024), "MB"),
+        _check("latency p99", budgets["latency_ms"], _scaled(measured.get("p99_us"), 1 / 1000), "ms"),
+    ]
+    for stage in info["stages"]:
+        if stage["kind"] == "tree-lib":
+            ok = profile["arch"] in stage["archs"]
+            why = f"has {', '.join(stage['archs'])}" + ("" if ok else f"; rebuild with --profile {profile['name']}")
+            checks.append(_row(f"{stage['name']} library for {profile['arch']}", profile["arch"], ok, why))
+        elif stage["kind"] == "tflite":
+            runtime = profile["runtime"]["package"]
+            why = f"runs on {runtime}" if runtime else "this board has no TFLite runtime (tree stages only)"
+            checks.append(_row(f"{stage['name']} runtime", runtime or "none", bool(runtime), why))
+    return checks
+
+
+def _row(name, limit, ok, why, value=None):
+    return {"budget": name, "limit": limit, "value": value, "status": "pass" if ok else "fail", "why": why}
+
+
+def _scaled(value, factor):
+    return None if value is None else value * factor
+
+
+def _check(name, limit, value, unit):
+    if value is None:
+        return {"budget": name, "limit": limit, "value": None, "status": "not measured", "why": "no measurement given"}
+    ok = value <= limit
+    return _row(name, limit, ok, f"{value:.2f} {unit} {'<=' if ok else '>'} {limit} {unit}", round(value, 3))

@@ -1,0 +1,88 @@
+"""The agent's environment on a remote board: a venv with numpy and a TFLite runtime, and the agent code.
+
+Online, the board's pip installs from its own package index. Offline (factory
+boards), the host downloads wheels for the board's arch, Python and glibc, ships
+them, and the board installs with --no-index.
+"""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import edge_agent
+from edgectl.errors import EdgectlError
+from edgectl.targets import q, sh
+
+WHEEL_CACHE = Path.home() / ".cache" / "edgectl" / "wheels"
+
+
+def requirements(board, needs_tflite):
+    """pip requirement strings for this board: LiteRT where it has wheels, tflite-runtime with numpy<2 on armv7l."""
+    if board["arch"] == "armv7l":
+        return ["numpy<2", "tflite-runtime"] if needs_tflite else ["numpy<2"]
+    return ["numpy", "ai-edge-litert"] if needs_tflite else ["numpy"]
+
+
+def ensure(target, board, needs_tflite, offline, say):
+    """Make {home}/venv hold what the agent needs (reused when it already does) and ship the agent code."""
+    reqs = requirements(board, needs_tflite)
+    python = f"{target.home}/venv/bin/python"
+    modules = ["numpy"] + (
+        ["tflite_runtime" if board["arch"] == "armv7l" else "ai_edge_litert"] if needs_tflite else []
+    )
+    check = target.run([python, "-c", f"import {', '.join(modules)}"])
+    if check.returncode != 0:
+        say(f"creating the agent's venv on the board ({', '.join(reqs)})")
+        sh(target, f"test -x {q(python)} || python3 -m venv {q(target.home)}/venv")
+        if offline:
+            wheels = download_wheels(board, reqs, say)
+            sh(target, f"rm -rf {q(target.home)}/wheels")
+            target.put_dir(wheels, f"{target.home}/wheels")
+            source = f"--no-index --find-links {q(target.home)}/wheels"
+        else:
+            source = ""
+        got = target.run(["sh", "-c", f"{q(python)} -m pip install -q {source} {' '.join(map(q, reqs))}"], timeout=1800)
+        if got.returncode != 0:
+            hint = "" if offline else "; no package index from the board? deploy with --offline"
+            raise EdgectlError(
+                f"{target}: installing {', '.join(reqs)} on the board failed{hint}:\n{got.stderr[-1500:]}"
+            )
+    ship_agent(target)
+
+
+def ship_agent(target):
+    """Replace {home}/agent/edge_agent with this host's agent code, atomically."""
+    package = Path(edge_agent.__file__).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(package, Path(tmp) / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+        sh(target, f"rm -rf {q(target.home)}/agent.new")
+        target.put_dir(tmp, f"{target.home}/agent.new")
+    home = q(target.home)
+    sh(target, f"rm -rf {home}/agent.old; [ ! -d {home}/agent ] || mv {home}/agent {home}/agent.old; "
+                f"mv {home}/agent.new {home}/agent && rm -rf {home}/agent.old")  # fmt: skip
+
+
+def download_wheels(board, reqs, say):
+    """Wheels for the board's arch, Python and glibc, downloaded once into the host's cache."""
+    major_minor = "".join(board["python"].split(".")[:2])
+    glibc_minor = int(board["glibc"].split(".")[1]) if board.get("glibc") else 17
+    arch = board["arch"]
+    key = hashlib.sha256(" ".join([arch, major_minor, str(glibc_minor), *reqs]).encode()).hexdigest()[:12]
+    dest = WHEEL_CACHE / f"{arch}-cp{major_minor}-{key}"
+    if (dest / ".complete").exists():
+        return dest
+    say(f"downloading wheels for {arch}, CPython {major_minor}, glibc 2.{glibc_minor}: {', '.join(reqs)}")
+    platforms = [f"manylinux_2_{m}_{arch}" for m in range(17, glibc_minor + 1)]
+    platforms += [f"manylinux2014_{arch}", f"linux_{arch}"]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--dest", str(dest), "--only-binary=:all:"]
+    cmd += ["--python-version", major_minor, "--implementation", "cp", "--abi", f"cp{major_minor}"]
+    for platform in platforms:
+        cmd += ["--platform", platform]
+    got = subprocess.run([*cmd, *reqs], capture_output=True, text=True)
+    if got.returncode != 0:
+        raise EdgectlError(f"cannot download wheels for the board ({arch}, cp{major_minor}):\n{got.stderr[-1500:]}")
+    (dest / ".complete").touch()
+    return dest

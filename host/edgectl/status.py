@@ -1,0 +1,37 @@
+"""`edgectl status`: what a board runs and whether it is healthy."""
+
+import json
+
+from edgectl import board as boards
+from edgectl import deploy
+from edgectl.targets import q
+
+STATE_FILE = "state/stats.json"  # the last stats record of the agent service
+
+
+def status(target):
+    """Release, previous release, health (the agent's self-test of `current`), uptime, last stats."""
+    board = boards.probe(target)
+    current = deploy.current_release(target)
+    releases = target.run(["sh", "-c", f"ls -1 {q(target.home)}/releases 2>/dev/null || true"]).stdout.split()
+    result = {
+        "target": str(target),
+        "board": {k: board[k] for k in ("arch", "kernel", "python", "os", "model")},
+        "release": current,
+        "previous": deploy.release_link(target, "previous"),
+        "releases": [r for r in releases if not r.startswith(".partial-")],
+        "health": "no release deployed",
+        "detail": "",
+        "uptime_s": None,
+        "last_stats": None,
+    }
+    if current is None:
+        return result
+    check = target.run([*target.agent_argv(), "selftest", "--bundle", f"{target.home}/current"])
+    result["health"] = "healthy" if check.returncode == 0 else "degraded"
+    result["detail"] = "self-test passed" if check.returncode == 0 else check.stderr.strip()
+    stats = target.run(["sh", "-c", f"cat {q(target.home)}/{STATE_FILE} 2>/dev/null || true"]).stdout.strip()
+    if stats:
+        result["last_stats"] = json.loads(stats)
+        result["uptime_s"] = result["last_stats"].get("uptime_s")
+    return result

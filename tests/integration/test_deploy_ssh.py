@@ -1,0 +1,131 @@
+"""Deploy over a real OpenSSH server on loopback (an x86_64 board): offline runtime, refusal,
+interrupted uploads, rollback and status."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from edge_agent.manifest import write_manifest
+from edgectl import deploy, runner, status
+from edgectl.errors import EdgectlError
+from edgectl.targets import parse_target
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+
+
+@pytest.fixture
+def target(ssh_board, tmp_path):
+    home = tmp_path / "home"
+    t = parse_target(f"ssh://{ssh_board.alias}{home}")
+    yield t
+    t.close()
+
+
+def test_deploy_offline_then_stream_matches_the_local_agent(xgb_build, synthetic_splits, target, agent):
+    result = deploy.deploy(xgb_build.bundle_dir, target, offline=True)
+    assert result["board"]["arch"] == os.uname().machine
+    assert result["health"]["healthy"] and result["health"]["self_test"]["windows"] > 0
+    _, test = synthetic_splits
+    remote = runner.stream_file(target, test.path)
+    local = agent("run", "--bundle", str(xgb_build.bundle_dir), "--input", str(test.path))
+    local_records = [json.loads(line) for line in local.stdout.decode().splitlines()]
+
+    def scores(records):
+        return [(r["stream"], r["t"], r["score"]) for r in records if r["type"] == "prediction"]
+
+    assert scores(remote) == scores(local_records) and len(scores(remote)) > 100
+    again = deploy.deploy(xgb_build.bundle_dir, target, offline=True)
+    assert again["reused"]
+
+
+def test_a_bundle_for_another_arch_is_refused_before_upload(xgb_build, target, tmp_path):
+    other = tmp_path / "other-arch"
+    shutil.copytree(xgb_build.bundle_dir, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    libs = manifest["stages"][0]["libs"]
+    manifest["stages"][0]["libs"] = {"aarch64": next(iter(libs.values()))}
+    manifest["bundle_id"] = "xgboost-arm-only"
+    write_manifest(other, manifest)
+    with pytest.raises(EdgectlError, match=r"has no xgboost library for x86_64 \(it has aarch64\)"):
+        deploy.deploy(other, target, offline=True)
+    assert not os.path.exists(f"{target.home}/releases")
+
+
+def big_bundle(xgb_build, tmp_path):
+    """The same bundle with 300 MB of padding, so an upload takes long enough to cut."""
+    copy = tmp_path / "big"
+    shutil.copytree(xgb_build.bundle_dir, copy)
+    with open(copy / "padding.bin", "wb") as f:
+        f.write(os.urandom(1 << 20) * 300)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["bundle_id"] = "xgboost-big"
+    write_manifest(copy, manifest)
+    return copy
+
+
+def test_an_upload_cut_by_a_dropped_connection_never_becomes_current_and_a_rerun_completes(
+    xgb_build, ssh_board, target, tmp_path
+):
+    deploy.deploy(xgb_build.bundle_dir, target, offline=True)
+    first = xgb_build.manifest["bundle_id"]
+    big = big_bundle(xgb_build, tmp_path)
+    partial = f"{target.home}/releases/.partial-xgboost-big"
+
+    def cut_when_uploading():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not os.path.exists(partial):
+            time.sleep(0.01)
+        time.sleep(0.2)
+        subprocess.run(["pkill", "-KILL", "-P", str(ssh_board.process.pid)])  # drop every session
+
+    cutter = threading.Thread(target=cut_when_uploading)
+    cutter.start()
+    cli = [sys.executable, "-m", "edgectl.cli", "deploy", str(big), str(target), "--offline", "-q"]
+    proc = subprocess.run(cli, capture_output=True, text=True, env=dict(os.environ))
+    cutter.join()
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert deploy.current_release(target) == first
+    assert not os.path.exists(f"{target.home}/releases/xgboost-big")
+    result = deploy.deploy(big, target, offline=True)  # the re-run
+    assert result["bundle_id"] == "xgboost-big" and not result["reused"]
+    assert deploy.current_release(target) == "xgboost-big"
+    assert not os.path.exists(partial)
+
+
+def test_rollback_and_status_on_a_healthy_and_a_degraded_board(xgb_build, target, tmp_path):
+    assert status.status(target)["health"] == "no release deployed"
+    deploy.deploy(xgb_build.bundle_dir, target, offline=True)
+    second = tmp_path / "second"
+    shutil.copytree(xgb_build.bundle_dir, second)
+    manifest = json.loads((second / "manifest.json").read_text())
+    manifest["bundle_id"] = "xgboost-second"
+    write_manifest(second, manifest)
+    deploy.deploy(second, target, offline=True)
+    healthy = status.status(target)
+    assert healthy["health"] == "healthy" and healthy["release"] == "xgboost-second"
+    assert healthy["previous"] == xgb_build.manifest["bundle_id"]
+
+    back = deploy.rollback(target)
+    assert back["bundle_id"] == xgb_build.manifest["bundle_id"] and back["health"]["healthy"]
+    assert status.status(target)["previous"] == "xgboost-second"
+
+    golden = f"{target.home}/current/golden.json"
+    with open(golden, "a") as f:
+        f.write(" ")  # a damaged file on the board
+    degraded = status.status(target)
+    assert degraded["health"] == "degraded" and "checksum mismatch" in degraded["detail"]
+    cli = subprocess.run([sys.executable, "-m", "edgectl.cli", "status", str(target)], capture_output=True, text=True)
+    assert cli.returncode == 3 and "degraded" in cli.stdout
+
+
+def test_an_unreachable_board_is_a_clear_error(xgb_build):
+    target = parse_target("ssh://root@127.0.0.1:1/opt/edgectl")
+    with pytest.raises(EdgectlError, match="cannot reach the board over ssh"):
+        deploy.deploy(xgb_build.bundle_dir, target)
