@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint format bench clean system-deps
 
 # The host environment: edgectl, the agent, TensorFlow (converter only), Treelite/TL2cgen, XGBoost.
 $(VENV)/.host: pyproject.toml
@@ -15,10 +15,14 @@ $(VENV)/.test: $(VENV)/.host
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[host,test]"
 	touch $@
 
+# sshd, cross compilers, qemu-user, debootstrap for the test boards (installed when root).
+system-deps:
+	tests/boards/system_deps.sh
+
 demo: $(VENV)/.host
 	$(BIN)/edgectl demo
 
-test: $(VENV)/.test
+test: $(VENV)/.test system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from boards import sshd
+from boards import arm64, sshd
 
 from edgectl import build
 from edgectl.data import cmapss, synthetic
@@ -51,12 +51,40 @@ def xgb_build(synthetic_splits, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def ssh_board():
+def ssh_config(tmp_path_factory):
+    """One ssh client config for every test board (edgectl reads EDGECTL_SSH_CONFIG)."""
+    path = tmp_path_factory.mktemp("ssh") / "config"
+    path.write_text("")
+    os.environ["EDGECTL_SSH_CONFIG"] = str(path)
+    return path
+
+
+def add_board(config, board):
+    with open(config, "a") as f:
+        f.write(board.config.read_text())
+
+
+@pytest.fixture(scope="session")
+def ssh_board(ssh_config):
     """A real OpenSSH server on loopback; the x86_64 board the ssh tests deploy to."""
     if not Path(sshd.SSHD).exists() or os.geteuid() != 0:
         missing("openssh-server, run as root (apt-get install openssh-server)")
     board = sshd.start()
-    os.environ["EDGECTL_SSH_CONFIG"] = str(board.config)
+    add_board(ssh_config, board)
+    yield board
+    board.stop()
+
+
+@pytest.fixture(scope="session")
+def arm64_board(ssh_config):
+    """The emulated arm64 board (Debian bookworm under qemu-user) behind a real sshd."""
+    if os.geteuid() != 0:
+        missing("root, to mount and chroot the emulated arm64 board")
+    tool = arm64.tools_missing()
+    if tool:
+        missing(f"{tool} for the emulated arm64 board (make system-deps)")
+    board = arm64.Arm64Board()
+    add_board(ssh_config, board.ssh)
     yield board
     board.stop()
 

@@ -17,7 +17,8 @@ def write_bundle(out_dir, name, spec, stages, golden, built_with):
     """Write manifest.json, golden.json and a .tar.gz into out_dir (the stage files must be there).
 
     spec: "input", "window", "preprocessing", "features", "label" sections of the manifest.
-    stages: the manifest's stage entries, each with a "tolerance" for the self-test.
+    stages: the manifest's stage entries, each with the self-test's "tolerance" (per window) and
+    optionally "mean_tolerance" (over the golden windows; default the same).
     golden: {"lines": [...], "windows": [{"stream", "t", "scores": {stage: score}}]}.
     Returns the manifest as written.
     """
@@ -31,7 +32,11 @@ def write_bundle(out_dir, name, spec, stages, golden, built_with):
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **spec,
         "stages": stages,
-        "golden": {"file": GOLDEN_NAME, "tolerance": {s["name"]: s["tolerance"] for s in stages}},
+        "golden": {
+            "file": GOLDEN_NAME,
+            "tolerance": {s["name"]: s["tolerance"] for s in stages},
+            "mean_tolerance": {s["name"]: s.get("mean_tolerance", s["tolerance"]) for s in stages},
+        },
         "built_with": {"host_arch": platform.machine(), "python": platform.python_version(), **built_with},
         "files": {},
     }

@@ -13,14 +13,19 @@ from edge_agent.pipeline import Pipeline
 
 
 def run_selftest(bundle_dir, manifest, stages):
-    """Return {"windows": n, "max_abs_diff": {stage: d}}; raise BundleError on a mismatch."""
+    """Return {"windows", "max_abs_diff", "mean_abs_diff"} (per stage); raise BundleError on a mismatch.
+
+    Every window must be within the stage's tolerance, and the mean within its mean tolerance.
+    """
     golden_spec = manifest["golden"]
     path = Path(bundle_dir) / golden_spec["file"]
     golden = json.loads(path.read_text())
     tolerance = golden_spec["tolerance"]
+    mean_tolerance = golden_spec.get("mean_tolerance", tolerance)
     fresh = Pipeline(bundle_dir, manifest, stages=stages)
     expected = iter(golden["windows"])
     worst = {name: 0.0 for name in tolerance}
+    total = {name: 0.0 for name in tolerance}
     n = 0
     for line in golden["lines"]:
         got = fresh.stage_scores(line)
@@ -32,6 +37,7 @@ def run_selftest(bundle_dir, manifest, stages):
         for name, score in got[2].items():
             diff = abs(score - want["scores"][name])
             worst[name] = max(worst[name], diff)
+            total[name] += diff
             if diff > tolerance[name]:
                 raise BundleError(
                     f"{path}: self-test failed: stage {name!r} scored {score:.6f} on golden window {n} "
@@ -41,4 +47,11 @@ def run_selftest(bundle_dir, manifest, stages):
         n += 1
     if next(expected, None) is not None or n == 0:
         raise BundleError(f"{path}: self-test produced {n} windows, fewer than the golden file lists")
-    return {"windows": n, "max_abs_diff": worst}
+    mean = {name: total[name] / n for name in total}
+    for name, value in mean.items():
+        if value > mean_tolerance[name]:
+            raise BundleError(
+                f"{path}: self-test failed: stage {name!r} is off by {value:.4f} on average over {n} golden "
+                f"windows (allowed {mean_tolerance[name]})"
+            )
+    return {"windows": n, "max_abs_diff": worst, "mean_abs_diff": mean}

@@ -25,7 +25,11 @@ from edgectl.data import cmapss
 from edgectl.errors import EdgectlError
 from edgectl.windowing import make_windows
 
-INT8_TOLERANCE = 0.03  # x86 vs ARM int8 kernels differ by up to 0.02 (NOTES-ARM)
+# x86 and ARM int8 kernels round differently now and then: on the 10,196 FD001 test windows a
+# Conv1D differed on 0.9 % of windows, by up to 0.117 (30 output steps of 1/256), 0.00033 on
+# average. A board must agree within both bounds; a wrong model misses the mean by far.
+INT8_TOLERANCE = 0.125
+INT8_MEAN_TOLERANCE = 0.01
 TREE_FOLDS = 5
 NEURAL_FOLDS = 3  # a Conv1D costs seconds per fit, a tree ensemble a fraction
 GOLDEN_UNITS = 2
@@ -187,6 +191,7 @@ def _tflite_stage(kind, model, windows, held, y, out_dir, say):
         "output": "probability of the positive label",
         "threshold": 0.5,
         "tolerance": INT8_TOLERANCE,
+        "mean_tolerance": INT8_MEAN_TOLERANCE,
         "int8_report": check,
     }
     with captured_output():

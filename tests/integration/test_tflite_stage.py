@@ -41,3 +41,4 @@ def test_agent_scores_match_the_host_int8_model_on_every_window(conv1d_build, sy
     got = np.array([agent_scores[(s, t)] for s, t in zip(host.stream, host.t)])
     assert np.max(np.abs(got - host_scores)) <= conv1d_build.manifest["stages"][0]["tolerance"]
     assert records[0]["self_test"]["max_abs_diff"]["conv1d"] <= build.INT8_TOLERANCE
+    assert records[0]["self_test"]["mean_abs_diff"]["conv1d"] <= build.INT8_MEAN_TOLERANCE

@@ -1,0 +1,97 @@
+"""The emulated arm64 board: a Debian bookworm arm64 root file system behind a real sshd.
+
+Built once per machine by arm64_rootfs.sh (debootstrap + qemu-user-static, 5-10
+minutes) and cached as a tarball keyed by the script's hash. Each test session
+unpacks it, mounts /proc with an ARM /proc/cpuinfo over it (LiteRT under qemu 7.2
+crashes on the host's x86 one; /sys is left unmounted for the same reason), binds
+/dev, and starts sshd chrooted into it: every command runs as arm64 under qemu-user.
+"""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from boards import sshd
+
+HERE = Path(__file__).resolve().parent
+RECIPE = HERE / "arm64_rootfs.sh"
+CACHE = Path.home() / ".cache" / "edgectl" / "boards"
+
+CPUINFO_A72 = (
+    "".join(
+        f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+        "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n"
+        for i in range(4)
+    )
+    + "Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+)
+
+
+def tools_missing():
+    """What this machine lacks to build and run the board, or None."""
+    for tool in ("debootstrap", "qemu-aarch64-static", "update-binfmts", sshd.SSHD):
+        if shutil.which(tool) is None and not Path(tool).exists():
+            return tool
+    return None
+
+
+def rootfs_tarball():
+    """The cached root file system tarball, built first if this recipe has none yet."""
+    key = hashlib.sha256(RECIPE.read_bytes()).hexdigest()[:12]
+    tarball = CACHE / f"arm64-{key}.tar"
+    if not tarball.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"building the arm64 board root file system (once per machine): {tarball}", file=sys.stderr)
+        subprocess.run(["bash", str(RECIPE), str(tarball)], check=True)
+    return tarball
+
+
+class Arm64Board:
+    """Unpack, mount, serve; `stop` undoes it all."""
+
+    def __init__(self):
+        CACHE.mkdir(parents=True, exist_ok=True)
+        # sshd's ChrootDirectory: every path component root-owned and not group/world writable.
+        self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=CACHE))
+        self.root = self.dir / "root"
+        self.root.mkdir(mode=0o755)
+        self.mounts = []
+        self.ssh = None
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self):
+        subprocess.run(["tar", "-C", str(self.root), "-xf", str(rootfs_tarball())], check=True)
+        _binfmt()
+        self._mount(["-t", "proc", "proc"], self.root / "proc")
+        cpuinfo = self.dir / "cpuinfo"
+        cpuinfo.write_text(CPUINFO_A72)
+        self._mount(["--bind", str(cpuinfo)], self.root / "proc" / "cpuinfo")
+        self._mount(["--rbind", "/dev"], self.root / "dev")
+        self.ssh = sshd.start(alias="arm64board", chroot=self.root)
+
+    def _mount(self, args, where):
+        subprocess.run(["mount", *args, str(where)], check=True)
+        self.mounts.append(where)
+
+    def stop(self):
+        if self.ssh:
+            self.ssh.stop()
+        for where in reversed(self.mounts):
+            subprocess.run(["umount", "-R", "-l", str(where)], check=False)
+        self.mounts = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _binfmt():
+    if "binfmt_misc" not in Path("/proc/mounts").read_text():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc"], check=True)
+    subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], capture_output=True)
+    if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        raise RuntimeError("qemu-aarch64 is not registered with binfmt_misc")

@@ -1,0 +1,83 @@
+"""The whole path on an emulated arm64 board (Debian bookworm under qemu-user, behind a real sshd):
+`edgectl build --profile rpi4` on real FD001, `edgectl deploy --offline` over SSH, the agent on
+aarch64 streaming the FD001 test set, predictions equal to the host's."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge_agent.runtimes.litert import TFLiteStage
+from edgectl import build, deploy, evaluate, runner
+from edgectl.data import cmapss
+from edgectl.targets import parse_target
+from edgectl.windowing import make_windows
+
+pytestmark = [pytest.mark.slow, pytest.mark.arm64, pytest.mark.realdata]
+
+
+def edgectl(*args):
+    proc = subprocess.run([sys.executable, "-m", "edgectl.cli", *args], capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def target(arm64_board):
+    t = parse_target("ssh://arm64board/opt/edgectl")
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="module")
+def fd001(fd001_dir):
+    return cmapss.load(fd001_dir)
+
+
+def agent_scores(records, windows):
+    by_window = evaluate.scores_by_window(records)
+    assert len(by_window) == len(windows)
+    return np.array([by_window[(s, t)] for s, t in zip(windows.stream, windows.t)])
+
+
+def test_tree_bundle_cross_built_for_rpi4_serves_fd001_on_aarch64(target, fd001, fd001_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rpi4") / "xgboost"
+    info = edgectl("build", "--data", str(fd001_dir), "--profile", "rpi4", "--out", str(out), "--json", "-q")
+    parity = info["stages"][0]["parity"]
+    assert parity["aarch64"]["status"] == "ok" and parity["aarch64"]["max_abs_diff"] <= 1e-6
+    result = edgectl("deploy", str(out), str(target), "--offline", "--json", "-q")
+    assert result["board"]["arch"] == "aarch64" and result["health"]["healthy"]
+
+    _, test = fd001
+    records = runner.stream_file(target, test.path)
+    assert records[0]["arch"] == "aarch64"
+    manifest = json.loads((out / "manifest.json").read_text())
+    windows = make_windows(test.rows, manifest, keep_raw=False)
+    host = build.trees.library_scores(out / manifest["stages"][0]["libs"]["x86_64"], windows.features)
+    assert np.max(np.abs(agent_scores(records, windows) - host)) <= 1e-6
+
+
+def test_int8_bundle_serves_fd001_on_aarch64_within_the_manifest_tolerance(target, fd001, tmp_path_factory):
+    train, test = fd001
+    result = build.build(train, "conv1d", tmp_path_factory.mktemp("int8") / "conv1d")
+    deployed = deploy.deploy(result.bundle_dir, target, offline=True)
+    assert deployed["health"]["healthy"]
+    records = runner.stream_file(target, test.path)
+    assert records[0]["arch"] == "aarch64"
+    stage = result.manifest["stages"][0]
+    windows = make_windows(test.rows, result.manifest)
+    host_model = TFLiteStage(result.bundle_dir, stage)
+    host = np.array([host_model.predict(x) for x in windows.raw])
+    got = agent_scores(records, windows)
+    diff = np.abs(got - host)
+    flips = np.mean((got >= stage["threshold"]) != (host >= stage["threshold"]))
+    print(
+        f"INT8 aarch64 vs x86_64 on {len(diff)} FD001 windows: max {diff.max():.4f}, "
+        f"p99.9 {np.percentile(diff, 99.9):.4f}, mean {diff.mean():.5f}, over 0.03: {np.mean(diff > 0.03):.3%}, "
+        f"nonzero: {np.mean(diff > 0):.3%}, decisions flipped: {flips:.3%}"
+    )
+    assert diff.max() <= stage["tolerance"]
+    assert diff.mean() <= stage["mean_tolerance"]
+    assert flips <= 0.005
