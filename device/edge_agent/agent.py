@@ -1,14 +1,20 @@
 """The agent's main loop: load and check a bundle, then serve lines from a source to a sink."""
 
+import json
+import os
 import platform
 import sys
+import time
+from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.manifest import load_bundle
+from edge_agent.notify import Notifier
 from edge_agent.pipeline import Pipeline
 from edge_agent.runtimes import load_stage
-from edge_agent.samples import SampleError, read_lines
+from edge_agent.samples import SampleError
 from edge_agent.selftest import run_selftest
+from edge_agent.sources import open_source
 from edge_agent.telemetry import Stats, record, write_record
 
 
@@ -30,38 +36,80 @@ def start(bundle_dir):
     return pipeline, info
 
 
-def serve(pipeline, source, out, stats_every=1000):
-    """Serve every line of a binary stream; write records to `out`. Returns the Stats.
+def serve(pipeline, lines, out, stats_every=1000, heartbeat=None):
+    """Serve lines ((number, text, error) or None on an idle tick); write records to `out`.
 
     A bad line becomes an error record with its line number; nothing stops the loop
-    except the end of the input.
+    but the end of the input (or SIGTERM). `heartbeat(stats)` runs every iteration.
+    Returns the Stats; the final stats record is written however the loop ends.
     """
     stats = Stats()
-    for number, text, error in read_lines(source):
-        if error is None and not text:
-            continue
-        stats.samples += 1
-        if error is None:
-            try:
-                rec = pipeline.handle(text)
-            except SampleError as exc:
-                error = exc
-            else:
-                if rec is not None:
-                    stats.add_prediction(rec)
-                    write_record(out, rec)
-                    if stats.windows % stats_every == 0:
-                        write_record(out, stats.snapshot(streams=len(pipeline.windows.streams)))
+    try:
+        for event in lines:
+            if heartbeat:
+                heartbeat(stats)
+            if event is None:
                 continue
-        stats.add_error(error.reason)
-        write_record(out, record("error", line=number, reason=error.reason, message=str(error)))
-    write_record(out, stats.snapshot(streams=len(pipeline.windows.streams), final=True))
+            number, text, error = event
+            if error is None and not text:
+                continue
+            stats.samples += 1
+            if error is None:
+                try:
+                    rec = pipeline.handle(text)
+                except SampleError as exc:
+                    error = exc
+                else:
+                    if rec is not None:
+                        stats.add_prediction(rec)
+                        write_record(out, rec)
+                        if stats.windows % stats_every == 0:
+                            write_record(out, stats.snapshot(streams=len(pipeline.windows.streams)))
+                    continue
+            stats.add_error(error.reason)
+            write_record(out, record("error", line=number, reason=error.reason, message=str(error)))
+    finally:
+        write_record(out, stats.snapshot(streams=len(pipeline.windows.streams), final=True))
     return stats
 
 
-def run(bundle_dir, source=None, out=None, stats_every=1000):
-    """Start on a bundle and serve `source` (default stdin) to `out` (default stdout)."""
+def run(bundle_dir, source="-", out=None, stats_every=1000, state_dir=None):
+    """Start on a bundle, tell systemd READY, and serve a source ("-", a file, tcp:HOST:PORT).
+
+    With state_dir, the latest stats are kept in state_dir/stats.json for `edgectl status`.
+    """
     out = out or sys.stdout
+    notifier = Notifier()
     pipeline, info = start(bundle_dir)
+    # An idle source must still wake the loop in time for the next watchdog ping.
+    lines = open_source(source).lines(tick=min(1.0, notifier.interval or 1.0))
     write_record(out, info)
-    return serve(pipeline, source or sys.stdin.buffer, out, stats_every)
+    notifier.ready(f"serving {info['bundle_id']}")
+    started = time.monotonic()
+    last_state = [0.0]
+
+    def heartbeat(stats):
+        notifier.watchdog()
+        now = time.monotonic()
+        if state_dir and now - last_state[0] >= STATE_EVERY_S:
+            last_state[0] = now
+            save_state(state_dir, stats, pipeline, info, now - started)
+
+    try:
+        return serve(pipeline, lines, out, stats_every, heartbeat)
+    finally:
+        notifier.send("STOPPING=1")
+
+
+STATE_EVERY_S = 5.0
+
+
+def save_state(state_dir, stats, pipeline, info, uptime):
+    """Write the latest stats to state_dir/stats.json atomically."""
+    snapshot = stats.snapshot(
+        streams=len(pipeline.windows.streams), bundle_id=info["bundle_id"], uptime_s=round(uptime)
+    )
+    path = Path(state_dir) / "stats.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(snapshot))
+    os.replace(tmp, path)

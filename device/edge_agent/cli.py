@@ -3,8 +3,8 @@
 import argparse
 import json
 import platform
+import signal
 import sys
-from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.agent import run, start
@@ -18,8 +18,9 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="serve samples from a file or stdin, JSON records to stdout")
     p_run.add_argument("--bundle", required=True, help="bundle directory (e.g. /opt/edgectl/current)")
-    p_run.add_argument("--input", default="-", help="sample file (CSV or JSON lines), or - for stdin")
+    p_run.add_argument("--input", default="-", help="- (stdin), a sample file, or tcp:127.0.0.1:PORT")
     p_run.add_argument("--stats-every", type=int, default=1000, help="windows between stats records")
+    p_run.add_argument("--state-dir", help="keep the latest stats in STATE_DIR/stats.json (the service)")
     p_test = sub.add_parser("selftest", help="verify the bundle and run its golden vectors, then exit")
     p_test.add_argument("--bundle", required=True)
     p_verify = sub.add_parser("verify", help="check the bundle's manifest and the sha256 of every file, then exit")
@@ -47,11 +48,10 @@ def main(argv=None):
 
 
 def _run(args):
-    if args.input == "-":
-        run(args.bundle, stats_every=args.stats_every)
-        return 0
-    if not Path(args.input).is_file():
-        raise AgentError(f"cannot open input {args.input}: no such file")
-    with open(args.input, "rb") as source:
-        run(args.bundle, source=source, stats_every=args.stats_every)
+    signal.signal(signal.SIGTERM, _stop)  # systemd stops the service: end cleanly, final stats written
+    run(args.bundle, source=args.input, stats_every=args.stats_every, state_dir=args.state_dir)
     return 0
+
+
+def _stop(signum, frame):
+    raise SystemExit(0)

@@ -30,29 +30,6 @@ class Sample:
     values: np.ndarray  # float64, the manifest's feature columns, NaN where missing
 
 
-def read_lines(stream, max_bytes=MAX_LINE_BYTES):
-    """Yield (line_number, text, error) from a binary stream.
-
-    Exactly one of text and error is set. An over-long line is skipped to its end
-    and reported once; bad UTF-8 is reported, not raised.
-    """
-    number = 0
-    while True:
-        raw = stream.readline(max_bytes + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > max_bytes and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):
-                raw = stream.readline(max_bytes + 1)
-            yield number, None, SampleError("too-long", f"line longer than {max_bytes} bytes")
-            continue
-        try:
-            yield number, raw.decode("utf-8").strip(), None
-        except UnicodeDecodeError as exc:
-            yield number, None, SampleError("bad-utf8", f"not valid UTF-8 at byte {exc.start}")
-
-
 def format_line(row, input_spec):
     """A CSV sample line for one row of all input fields; the exact inverse of parsing."""
     return ",".join(field_text(name, value, input_spec) for name, value in zip(input_spec["fields"], row))

@@ -40,6 +40,7 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False):
         check = _agent(target, "verify", release)
         if check.returncode != 0:
             raise EdgectlError(f"{target}: the uploaded bundle does not verify on the board:\n{check.stderr.strip()}")
+    service.install(target, board)
     previous, before = current_release(target), release_link(target, "previous")
     switch(target, bundle_id, keep_previous=previous != bundle_id)
     say(f"{target}: current -> {bundle_id}; waiting for the agent to come up healthy")

@@ -6,8 +6,92 @@ local board directory, a chroot), health is the agent's self-test of `current`.
 """
 
 import json
+import shlex
+
+from edgectl.targets import sh
 
 UNIT_NAME = "edge-agent.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+STATE_DIR = "/var/lib/edge-agent"  # systemd's StateDirectory=edge-agent
+DEFAULT_INPUT = "tcp:127.0.0.1:7878"
+WATCHDOG_SEC = 30
+
+# Hardening that the agent (Python, numpy, ctypes, LiteRT, a loopback socket) runs under.
+# Not set, on purpose: MemoryDenyWriteExecute (libffi and XNNPACK map executable memory)
+# and ProcSubset=pid (LiteRT reads /proc/cpuinfo).
+_HARDENING = """\
+DynamicUser=yes
+StateDirectory=edge-agent
+UMask=0077
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateUsers=yes
+DevicePolicy=closed
+ProtectHostname=yes
+ProtectClock=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectProc=invisible
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+IPAddressDeny=any
+IPAddressAllow=localhost
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
+"""
+
+
+def unit_text(target, source=DEFAULT_INPUT, memory_mb=None):
+    """The edge-agent systemd unit for a remote target (its home, venv and agent code)."""
+    home = target.home
+    argv = [target.agent_python, "-m", "edge_agent", "run", "--bundle", f"{home}/current"]
+    command = shlex.join([*argv, "--input", source, "--state-dir", STATE_DIR])
+    memory = f"MemoryHigh={memory_mb}M\nMemoryMax={memory_mb * 2}M\n" if memory_mb else ""
+    return f"""\
+[Unit]
+Description=edgectl inference agent ({home}/current)
+After=network.target
+StartLimitIntervalSec=300
+StartLimitBurst=5
+
+[Service]
+Type=notify
+NotifyAccess=main
+Environment=PYTHONPATH={target.agent_path}
+ExecStart={command}
+WatchdogSec={WATCHDOG_SEC}
+TimeoutStartSec=120
+Restart=on-failure
+RestartSec=2
+{memory}{_HARDENING}
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def install(target, board, memory_mb=None):
+    """Install or update the unit on a systemd board (root); True when a unit is in place."""
+    if not (board.get("systemd") and target.managed_env):
+        return False
+    text = unit_text(target, memory_mb=memory_mb)
+    current = target.run(["sh", "-c", f"cat {UNIT_PATH} 2>/dev/null || true"]).stdout
+    if current != text:
+        write = f"cat > {UNIT_PATH} <<'EDGECTL_UNIT'\n{text}EDGECTL_UNIT\n"
+        sh(target, write + f"systemctl daemon-reload && systemctl enable -q {UNIT_NAME}")
+    return True
 
 
 def restart_and_check(target, board):

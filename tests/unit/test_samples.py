@@ -1,11 +1,10 @@
-import io
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.samples import SampleError, SampleParser, format_line, read_lines
+from edge_agent.samples import SampleError, SampleParser, format_line
+from edge_agent.sources import LineSplitter
 
 SPEC = {
     "fields": ["unit", "cycle", "a", "b", "c"],
@@ -60,14 +59,28 @@ def test_nan_is_accepted_only_where_the_bundle_imputes():
         parser(imputable=["a"]).parse("3,7,1,9,nan")
 
 
-def test_read_lines_reports_bad_utf8_and_over_long_lines_and_keeps_going():
-    data = b"1,1,1,1,1\n\xff\xfe,1\n" + b"9" * 200 + b"\n2,2,2,2,2\n"
-    got = list(read_lines(io.BytesIO(data), max_bytes=100))
-    assert [n for n, _, _ in got] == [1, 2, 3, 4]
-    assert got[0][1] == "1,1,1,1,1"
-    assert got[1][2].reason == "bad-utf8"
-    assert got[2][2].reason == "too-long"
-    assert got[3][1] == "2,2,2,2,2"
+def split_all(data, chunks, max_bytes=100):
+    splitter = LineSplitter(max_bytes)
+    out = []
+    for k in range(0, len(data), chunks):
+        out += splitter.feed(data[k : k + chunks])
+    return [(n, text, err.reason if err else None) for n, text, err in out + splitter.finish()]
+
+
+def test_line_splitter_reports_bad_utf8_and_over_long_lines_and_keeps_going():
+    data = b"1,1,1,1,1\n\xff\xfe,1\n" + b"9" * 200 + b"\n2,2,2,2,2\n3,3"
+    assert split_all(data, len(data)) == [
+        (1, "1,1,1,1,1", None),
+        (2, None, "bad-utf8"),
+        (3, None, "too-long"),
+        (4, "2,2,2,2,2", None),
+        (5, "3,3", None),
+    ]
+
+
+@given(st.binary(max_size=400), st.integers(1, 50))
+def test_line_splitter_gives_the_same_lines_whatever_the_chunk_sizes(data, chunks):
+    assert split_all(data, chunks) == split_all(data, max(1, len(data)))
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False)

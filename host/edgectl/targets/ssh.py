@@ -79,7 +79,16 @@ class SshTarget:
             raise EdgectlError(f"{self}: copying {src} to {dest} failed: {got.stderr.strip()}")
 
     def agent_argv(self):
-        return ["env", f"PYTHONPATH={self.home}/agent", f"{self.home}/venv/bin/python", "-m", "edge_agent"]
+        return ["env", f"PYTHONPATH={self.agent_path}", self.agent_python, "-m", "edge_agent"]
+
+    @property
+    def agent_python(self):
+        return f"{self.home}/venv/bin/python"
+
+    @property
+    def agent_path(self):
+        """Where deploy ships the agent code (on PYTHONPATH)."""
+        return f"{self.home}/agent"
 
     def close(self):
         """Stop the ControlMaster for this board."""
