@@ -14,6 +14,7 @@ echo "disk_free_kb=$(df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}')"
 echo "mem_available_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo 2>/dev/null)"
 echo "model=$(tr -d '\0' < /proc/device-tree/model 2>/dev/null)"
 echo "systemd=$( [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && echo yes || echo no)"
+echo "root=$( [ "$(id -u)" = 0 ] && echo yes || echo no)"
 """
 
 MIN_PYTHON = (3, 9)
@@ -28,6 +29,7 @@ def probe(target):
     for key in ("disk_free_kb", "mem_available_kb"):
         info[key] = int(info[key]) if info.get(key, "").isdigit() else None
     info["systemd"] = info.get("systemd") == "yes"
+    info["root"] = info.get("root") == "yes"
     return info
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -255,6 +256,28 @@ def _render_inspect(info):
             info["budgets"]["checks"], budget_columns
         )
     return text
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new records as the agent writes them.")
+@click.option("--lines", "-n", default=200, show_default=True, help="How many past lines to show.")
+def logs(target, follow, lines):
+    """Show the agent service's records from the board's journal."""
+    from edgectl import board as boards
+    from edgectl import service
+    from edgectl.errors import EdgectlError
+    from edgectl.targets import parse_target
+
+    board_target = parse_target(target)
+    if not service.runs_service(board_target, boards.probe(board_target)):
+        raise EdgectlError(f"{target}: the agent does not run as a service there (needs systemd and a root deploy)")
+    proc = board_target.popen(service.logs_command(follow, lines), stdin=subprocess.DEVNULL)
+    try:
+        for line in proc.stdout:
+            click.echo(line.decode(errors="replace"), nl=False)
+    except KeyboardInterrupt:
+        proc.terminate()
 
 
 def _render_pairs(result):

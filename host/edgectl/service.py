@@ -82,9 +82,18 @@ WantedBy=multi-user.target
 """
 
 
+def runs_service(target, board):
+    """The agent runs as a systemd service on remote boards with systemd, deployed as root."""
+    return bool(target.managed_env and board.get("systemd") and board.get("root"))
+
+
+def logs_command(follow, lines=200):
+    return ["journalctl", "-u", UNIT_NAME, "-n", str(lines), "--no-pager", *(["-f"] if follow else [])]
+
+
 def install(target, board, memory_mb=None):
-    """Install or update the unit on a systemd board (root); True when a unit is in place."""
-    if not (board.get("systemd") and target.managed_env):
+    """Install or update the unit on a systemd board (as root); True when a unit is in place."""
+    if not runs_service(target, board):
         return False
     text = unit_text(target, memory_mb=memory_mb)
     current = target.run(["sh", "-c", f"cat {UNIT_PATH} 2>/dev/null || true"]).stdout
@@ -96,12 +105,12 @@ def install(target, board, memory_mb=None):
 
 def restart_and_check(target, board):
     """Restart the agent where a service manager runs it; return {"healthy", "method", "detail", "self_test"}."""
-    if board.get("systemd") and target.managed_env:
+    if runs_service(target, board):
         got = target.run(["sh", "-c", f"systemctl restart {UNIT_NAME} && systemctl is-active {UNIT_NAME}"])
         if got.returncode != 0:
             logs = target.run(["sh", "-c", f"journalctl -u {UNIT_NAME} -n 20 --no-pager 2>&1 || true"])
             return {"healthy": False, "method": "systemd", "detail": logs.stdout.strip(), "self_test": None}
     got = target.run([*target.agent_argv(), "selftest", "--bundle", f"{target.home}/current"])
     self_test = json.loads(got.stdout)["self_test"] if got.returncode == 0 else None
-    method = "systemd" if board.get("systemd") and target.managed_env else "selftest"
+    method = "systemd" if runs_service(target, board) else "selftest"
     return {"healthy": got.returncode == 0, "method": method, "detail": got.stderr.strip(), "self_test": self_test}

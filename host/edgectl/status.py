@@ -3,10 +3,8 @@
 import json
 
 from edgectl import board as boards
-from edgectl import deploy
+from edgectl import deploy, service
 from edgectl.targets import q
-
-STATE_FILE = "state/stats.json"  # the last stats record of the agent service
 
 
 def status(target):
@@ -30,7 +28,7 @@ def status(target):
     check = target.run([*target.agent_argv(), "selftest", "--bundle", f"{target.home}/current"])
     result["health"] = "healthy" if check.returncode == 0 else "degraded"
     result["detail"] = "self-test passed" if check.returncode == 0 else check.stderr.strip()
-    stats = target.run(["sh", "-c", f"cat {q(target.home)}/{STATE_FILE} 2>/dev/null || true"]).stdout.strip()
+    stats = target.run(["sh", "-c", f"cat {service.STATE_DIR}/stats.json 2>/dev/null || true"]).stdout.strip()
     if stats:
         result["last_stats"] = json.loads(stats)
         result["uptime_s"] = result["last_stats"].get("uptime_s")
