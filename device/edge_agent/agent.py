@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 from edge_agent import __version__
+from edge_agent.errors import AgentError
 from edge_agent.manifest import load_bundle
 from edge_agent.notify import Notifier
 from edge_agent.pipeline import Pipeline
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError
 from edge_agent.selftest import run_selftest
+from edge_agent.serial_link import SerialLink
 from edge_agent.sources import open_source
 from edge_agent.telemetry import Stats, record, write_record
 
@@ -36,7 +38,7 @@ def start(bundle_dir):
     return pipeline, info
 
 
-def serve(pipeline, lines, out, stats_every=1000, heartbeat=None):
+def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict):
     """Serve lines ((number, text, error) or None on an idle tick); write records to `out`.
 
     A bad line becomes an error record with its line number; nothing stops the loop
@@ -64,25 +66,34 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None):
                         stats.add_prediction(rec)
                         write_record(out, rec)
                         if stats.windows % stats_every == 0:
-                            write_record(out, stats.snapshot(streams=len(pipeline.windows.streams)))
+                            write_record(out, stats.snapshot(streams=len(pipeline.windows.streams), **extra_stats()))
                     continue
             stats.add_error(error.reason)
             write_record(out, record("error", line=number, reason=error.reason, message=str(error)))
     finally:
-        write_record(out, stats.snapshot(streams=len(pipeline.windows.streams), final=True))
+        write_record(out, stats.snapshot(streams=len(pipeline.windows.streams), final=True, **extra_stats()))
     return stats
 
 
-def run(bundle_dir, source="-", out=None, stats_every=1000, state_dir=None):
-    """Start on a bundle, tell systemd READY, and serve a source ("-", a file, tcp:HOST:PORT).
+def run(bundle_dir, source="-", output="-", stats_every=1000, state_dir=None, journal_dir=None):
+    """Start on a bundle, tell systemd READY, and serve a source ("-", a file, tcp:HOST:PORT,
+    serial:DEV@BAUD) to an output ("-" for stdout, or the input's serial link).
 
     With state_dir, the latest stats are kept in state_dir/stats.json for `edgectl status`.
     """
-    out = out or sys.stdout
     notifier = Notifier()
     pipeline, info = start(bundle_dir)
+    link = None
+    if source.startswith("serial:"):
+        link = SerialLink(source, journal_dir or Path(state_dir or ".") / "journal",
+                          pipeline.windows.length, stream_of=_stream_key(pipeline))  # fmt: skip
+        _rebuild_windows(pipeline, link.replay_lines())
+        src = link
+    else:
+        src = open_source(source)
+    out = _output(output, source, link)
     # An idle source must still wake the loop in time for the next watchdog ping.
-    lines = open_source(source).lines(tick=min(1.0, notifier.interval or 1.0))
+    lines = src.lines(tick=min(1.0, notifier.interval or 1.0))
     write_record(out, info)
     notifier.ready(f"serving {info['bundle_id']}")
     started = time.monotonic()
@@ -96,9 +107,43 @@ def run(bundle_dir, source="-", out=None, stats_every=1000, state_dir=None):
             save_state(state_dir, stats, pipeline, info, now - started)
 
     try:
-        return serve(pipeline, lines, out, stats_every, heartbeat)
+        return serve(pipeline, lines, out, stats_every, heartbeat, link.stats if link else dict)
     finally:
         notifier.send("STOPPING=1")
+        if link:
+            link.close()
+
+
+def _output(output, source, link):
+    if output == "-":
+        return sys.stdout
+    if output.startswith("serial:") and link is not None and output.split("@")[0] == source.split("@")[0]:
+        return link
+    raise AgentError(f"output {output}: use - (stdout) or the input's serial link ({source})")
+
+
+def _stream_key(pipeline):
+    """The stream id of a sample line, for the journal; "" for a line that does not parse."""
+
+    def key(text):
+        try:
+            return pipeline.parser.parse(text).stream
+        except SampleError:
+            return ""
+
+    return key
+
+
+def _rebuild_windows(pipeline, lines):
+    """After a restart, push the journal's last samples of every stream back into the windows.
+
+    Their records were journaled before the restart; they are not produced again.
+    """
+    for text in lines:
+        try:
+            pipeline.handle(text)
+        except SampleError:
+            continue
 
 
 STATE_EVERY_S = 5.0

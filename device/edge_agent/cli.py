@@ -18,7 +18,11 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="serve samples from a file or stdin, JSON records to stdout")
     p_run.add_argument("--bundle", required=True, help="bundle directory (e.g. /opt/edgectl/current)")
-    p_run.add_argument("--input", default="-", help="- (stdin), a sample file, or tcp:127.0.0.1:PORT")
+    p_run.add_argument(
+        "--input", default="-", help="- (stdin), a sample file, tcp:127.0.0.1:PORT or serial:/dev/ttyAMA0@115200"
+    )
+    p_run.add_argument("--output", default="-", help="- (stdout), or the input's serial link: serial:/dev/ttyAMA0")
+    p_run.add_argument("--journal", help="directory of the serial link's journal (default STATE_DIR/journal)")
     p_run.add_argument("--stats-every", type=int, default=1000, help="windows between stats records")
     p_run.add_argument("--state-dir", help="keep the latest stats in STATE_DIR/stats.json (the service)")
     p_test = sub.add_parser("selftest", help="verify the bundle and run its golden vectors, then exit")
@@ -49,7 +53,7 @@ def main(argv=None):
 
 def _run(args):
     signal.signal(signal.SIGTERM, _stop)  # systemd stops the service: end cleanly, final stats written
-    run(args.bundle, source=args.input, stats_every=args.stats_every, state_dir=args.state_dir)
+    run(args.bundle, args.input, args.output, args.stats_every, args.state_dir, args.journal)
     return 0
 
 

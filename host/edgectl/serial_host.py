@@ -1,0 +1,138 @@
+"""The host's end of a serial link to an agent: feed samples, receive records exactly once.
+
+Records arrive as R frames; the host delivers them in sequence order, drops
+duplicates (resends) by sequence number, and acknowledges cumulatively (A frames).
+What it has delivered is kept in a small state file, so a host that is closed and
+reopened does not deliver a record twice. Samples go out as S frames in a session
+(H frame), resent from the oldest unacknowledged one when the agent's
+acknowledgements stall.
+"""
+
+import json
+import os
+import select
+import time
+import uuid
+from pathlib import Path
+
+from edge_agent.errors import AgentError
+from edge_agent.framing import FrameReader, encode
+from edge_agent.serial_link import read_port
+from edge_agent.uart import Outbox, open_port
+from edgectl.errors import EdgectlError
+
+STATE_DIR = Path.home() / ".cache" / "edgectl" / "serial"
+WINDOW = 256
+RESEND_AFTER_S = 0.5
+
+
+class HostLink:
+    def __init__(self, device, baud=115200, state_path=None, resume=False):
+        try:
+            self.port = open_port(device, baud)
+        except AgentError as exc:
+            raise EdgectlError(str(exc)) from None
+        self.fd = self.port.fileno()
+        self.outbox = Outbox(self.fd)
+        self.state_path = Path(state_path or STATE_DIR / (Path(device).name + ".json"))
+        state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        self.delivered = state.get("delivered")  # highest record seq delivered; None: sync on the first
+        self.reader = FrameReader()
+        self.duplicates = 0
+        self.skipped = 0  # records the agent dropped (its journal was full)
+        # resume: the same session, so the agent says how far it got and feeding goes on from there
+        self.session = state.get("session") if resume and state.get("session") else uuid.uuid4().hex[:16]
+        self.samples = []
+        self.sample_acked = None  # unknown until the agent answers the hello
+        self.sample_sent = 0
+        self.agent_records = 0  # the last record seq the agent says it produced
+        self.last_progress = time.monotonic()
+        self._send("H", 0, self.session.encode())
+
+    def feed(self, lines):
+        """Queue sample lines (bytes or str) to send, numbered from 1 in this session."""
+        self.samples.extend(line.encode() if isinstance(line, str) else line for line in lines)
+
+    def poll(self, timeout=0.05):
+        """Read what arrived within `timeout`; send samples; return the newly delivered records."""
+        ready, can_write, _ = select.select([self.fd], [self.fd] if self.outbox.waiting() else [], [], timeout)
+        if can_write:
+            self.outbox.drain()
+        records = []
+        if ready:
+            for frame in self.reader.feed(read_port(self.fd)):
+                records.extend(self._on_frame(frame))
+        if records:
+            self._send("A", self.delivered)
+            self._save()
+        self._pump()
+        return records
+
+    def _on_frame(self, frame):
+        if frame.kind == "R":
+            if self.delivered is None:
+                self.delivered = frame.seq - 1
+            if frame.seq <= self.delivered:
+                self.duplicates += 1
+                self._send("A", self.delivered)
+            elif frame.seq == self.delivered + 1:
+                self.delivered = frame.seq
+                return [json.loads(frame.body)]
+            return []  # out of order after a lost frame: the agent goes back and resends
+        if frame.kind == "a":
+            if self.sample_acked is None or frame.seq > self.sample_acked:
+                self.sample_acked = frame.seq
+                self.sample_sent = max(self.sample_sent, frame.seq)
+                self.last_progress = time.monotonic()
+            self.agent_records = max(self.agent_records, int(frame.body or 0))
+        elif frame.kind == "D" and self.delivered is not None and frame.seq > self.delivered + 1:
+            self.skipped += frame.seq - 1 - self.delivered
+            self.delivered = frame.seq - 1
+            self._send("A", self.delivered)
+        return []
+
+    def _pump(self):
+        if self.sample_acked is None:
+            if time.monotonic() - self.last_progress > RESEND_AFTER_S:  # the hello was lost
+                self._send("H", 0, self.session.encode())
+                self.last_progress = time.monotonic()
+            return
+        if self.sample_sent > self.sample_acked and time.monotonic() - self.last_progress > RESEND_AFTER_S:
+            self.sample_sent = self.sample_acked  # go back
+            self.last_progress = time.monotonic()
+        while (
+            self.sample_sent < len(self.samples)
+            and self.sample_sent - self.sample_acked < WINDOW
+            and not self.outbox.full()
+        ):
+            self.sample_sent += 1
+            self._send("S", self.sample_sent, self.samples[self.sample_sent - 1])
+
+    def done(self):
+        """Every queued sample processed and every record it produced delivered."""
+        return (
+            self.sample_acked == len(self.samples)
+            and self.delivered is not None
+            and self.delivered >= self.agent_records
+        )
+
+    def stats(self):
+        return {
+            "delivered_upto": self.delivered,
+            "duplicates_dropped": self.duplicates,
+            "frames_bad": self.reader.bad,
+            "skipped_by_agent": self.skipped,
+            "samples_acked": self.sample_acked,
+        }
+
+    def _send(self, kind, seq, body=b""):
+        self.outbox.send(encode(kind, seq or 0, body))
+
+    def _save(self):
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"delivered": self.delivered, "session": self.session}))
+        os.replace(tmp, self.state_path)
+
+    def close(self):
+        self.port.close()
