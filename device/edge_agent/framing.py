@@ -8,7 +8,7 @@ dropped: never decoded into a wrong value. Kinds:
 
     H  host -> agent  hello: body = the host's session id (sample numbering restarts)
     S  host -> agent  a sample line, seq = sample number in the session
-    a  agent -> host  samples processed up to seq (cumulative)
+    a  agent -> host  samples processed up to seq (cumulative); body: "last-record oldest-kept"
     R  agent -> host  a record (JSON), seq = record number (persistent on the board)
     A  host -> agent  records received up to seq (cumulative)
     D  agent -> host  records before seq were dropped (journal full); skip to seq

@@ -122,8 +122,9 @@ class SerialLink:
             self._since_ack = 0
 
     def _ack(self):
-        """Samples processed so far, and (body) the last record seq they produced."""
-        self._send("a", self.journal.last_sample, str(self.journal.next_seq - 1).encode())
+        """Samples processed so far; body: the last record seq produced and the oldest still kept."""
+        j = self.journal
+        self._send("a", j.last_sample, f"{j.next_seq - 1} {j.first_kept()}".encode())
 
     def _pump(self):
         """Send new records within the window; resend from the oldest unacknowledged if acks stalled."""

@@ -36,7 +36,9 @@ class HostLink:
         self.outbox = Outbox(self.fd)
         self.state_path = Path(state_path or STATE_DIR / (Path(device).name + ".json"))
         state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
-        self.delivered = state.get("delivered")  # highest record seq delivered; None: sync on the first
+        # Highest record seq delivered. A host without state learns where to start from the
+        # agent's first acknowledgement: everything the board still keeps.
+        self.delivered = state.get("delivered")
         self.reader = FrameReader()
         self.duplicates = 0
         self.skipped = 0  # records the agent dropped (its journal was full)
@@ -71,7 +73,7 @@ class HostLink:
     def _on_frame(self, frame):
         if frame.kind == "R":
             if self.delivered is None:
-                self.delivered = frame.seq - 1
+                return []  # not yet synchronized: the agent will send it again
             if frame.seq <= self.delivered:
                 self.duplicates += 1
                 self._send("A", self.delivered)
@@ -84,7 +86,10 @@ class HostLink:
                 self.sample_acked = frame.seq
                 self.sample_sent = max(self.sample_sent, frame.seq)
                 self.last_progress = time.monotonic()
-            self.agent_records = max(self.agent_records, int(frame.body or 0))
+            last_record, oldest_kept = (int(v) for v in frame.body.split())
+            self.agent_records = max(self.agent_records, last_record)
+            if self.delivered is None:
+                self.delivered = oldest_kept - 1
         elif frame.kind == "D" and self.delivered is not None and frame.seq > self.delivered + 1:
             self.skipped += frame.seq - 1 - self.delivered
             self.delivered = frame.seq - 1
