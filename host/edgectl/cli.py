@@ -1,6 +1,7 @@
 """The `edgectl` command line. Commands import their work lazily so `--help` stays fast."""
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -167,27 +168,57 @@ def status(target, as_json):
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("target", required=False)
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Sample file: CSV or JSON lines, or an original C-MAPSS file.")  # fmt: skip
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write every agent record here (JSON lines).")
+@click.option("--serial", "device", help="Feed the agent over this serial port instead of a TARGET.")
+@click.option("--baud", default=115200, show_default=True)
+@click.option("--resume", is_flag=True, help="With --serial: go on with the last session where the agent stopped.")
 @json_option
 @quiet_option
-def run(target, input_path, out, as_json, quiet):
-    """Stream a sample file through the agent deployed on TARGET and summarize its records."""
-    from edgectl import evaluate, runner
+def run(target, input_path, out, device, baud, resume, as_json, quiet):
+    """Stream a sample file through the agent on TARGET (or over --serial) and summarize its records."""
+    from edgectl import evaluate, runner, serial_host
+    from edgectl.errors import EdgectlError
     from edgectl.targets import parse_target
 
+    if bool(target) == bool(device):
+        raise EdgectlError("give a TARGET or --serial DEV (one of them)")
     progress = Progress(quiet)
     with open(out, "w") if out else contextlib.nullcontext() as sink:
-        records = runner.stream_file(
-            parse_target(target), input_path, out=sink,
-            on_record=progress.record,
-        )  # fmt: skip
+        if device:
+            records = serial_host.stream_file(device, input_path, baud, sink, progress.record, resume)
+        else:
+            records = runner.stream_file(parse_target(target), input_path, out=sink, on_record=progress.record)
     summary = evaluate.latency(records)
     start = next((r for r in records if r["type"] == "start"), {})
     summary["bundle_id"] = start.get("bundle_id")
     emit(summary, as_json, _render_run)
+
+
+@cli.command()
+@click.option("--serial", "device", required=True, help="The serial port the agent reports on.")
+@click.option("--baud", default=115200, show_default=True)
+@click.option("--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option("--json", "as_json", is_flag=True, help="Write every record as a JSON line instead of the live view.")
+def monitor(device, baud, duration, as_json):
+    """Live predictions and stats from an agent on a serial line; each record once, acknowledged."""
+    from edgectl import serial_host
+    from edgectl.live import LiveView
+
+    view = LiveView()
+
+    def show(rec, link_stats):
+        if as_json:
+            click.echo(json.dumps(rec))
+        else:
+            view.add(rec, link_stats)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the view, not with a traceback
+        serial_host.monitor(device, show, baud, duration)
+    if not as_json:
+        view.draw()
 
 
 @cli.command()

@@ -141,3 +141,38 @@ class HostLink:
 
     def close(self):
         self.port.close()
+
+
+def stream_file(device, input_path, baud=115200, out=None, on_record=None, resume=False, timeout=None):
+    """Feed a sample file to the agent over a serial link; return its records, each once, in order."""
+    with open(input_path, "rb") as f:
+        lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
+    host = HostLink(device, baud, resume=resume)
+    host.feed(lines)
+    records = []
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while not host.done():
+            if deadline and time.monotonic() > deadline:
+                raise EdgectlError(f"{device}: the agent did not answer every sample in time ({host.stats()})")
+            for rec in host.poll():
+                records.append(rec)
+                if out is not None:
+                    out.write(json.dumps(rec) + "\n")
+                if on_record:
+                    on_record(rec)
+    finally:
+        host.close()
+    return records
+
+
+def monitor(device, on_record, baud=115200, duration=None):
+    """Receive records until `duration` seconds pass (or forever); hand each to on_record."""
+    host = HostLink(device, baud, resume=True)
+    end = time.monotonic() + duration if duration else None
+    try:
+        while end is None or time.monotonic() < end:
+            for rec in host.poll(timeout=0.2):
+                on_record(rec, host.stats())
+    finally:
+        host.close()

@@ -2,6 +2,7 @@
 nothing lost, nothing duplicated, through noise, a killed agent and a host that goes away."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -136,3 +137,35 @@ def test_a_host_closed_and_reopened_gets_everything_once(xgb_build, synthetic_sp
     records += collect(host)
     assert host.done(), host.stats()
     assert predictions(records) == clean_run(xgb_build.bundle_dir, lines)
+
+
+def test_edgectl_run_over_serial_prints_the_summary_of_every_record(
+    xgb_build, synthetic_splits, cable, agents, tmp_path
+):
+    agents.append(start_agent(xgb_build.bundle_dir, cable, tmp_path / "journal"))
+    out = tmp_path / "records.jsonl"
+    cli = [
+        sys.executable,
+        "-m",
+        "edgectl.cli",
+        "run",
+        "--serial",
+        cable.host_path,
+        "--input",
+        str(synthetic_splits[1].path),
+    ]
+    got = subprocess.run([*cli, "--out", str(out), "--json", "-q"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HOME": str(tmp_path)})  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    summary = json.loads(got.stdout)
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (
+        summary["windows"]
+        == len(predictions(written))
+        == len(clean_run(xgb_build.bundle_dir, _lines(synthetic_splits)))
+    )
+    assert summary["errors"] == 0
+
+
+def _lines(splits):
+    return [line.encode() for line in splits[1].path.read_text().splitlines() if line.strip()]
