@@ -15,7 +15,6 @@ from edge_agent.pipeline import Pipeline
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError
 from edge_agent.selftest import run_selftest
-from edge_agent.serial_link import SerialLink
 from edge_agent.sources import open_source
 from edge_agent.telemetry import Stats, record, write_record
 
@@ -85,6 +84,8 @@ def run(bundle_dir, source="-", output="-", stats_every=1000, state_dir=None, jo
     pipeline, info = start(bundle_dir)
     link = None
     if source.startswith("serial:"):
+        from edge_agent.serial_link import SerialLink  # pyserial and cobs: only boards with a UART link
+
         link = SerialLink(source, journal_dir or Path(state_dir or ".") / "journal",
                           pipeline.windows.length, stream_of=_stream_key(pipeline))  # fmt: skip
         _rebuild_windows(pipeline, link.replay_lines())

@@ -126,9 +126,10 @@ def list_profiles(as_json):
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.argument("target")
 @click.option("--offline", is_flag=True, help="Ship the runtime wheels from this host; the board needs no index.")
+@click.option("--serial", is_flag=True, help="Also install pyserial and cobs: the agent talks over a UART.")
 @json_option
 @quiet_option
-def deploy(bundle, target, offline, as_json, quiet):
+def deploy(bundle, target, offline, serial, as_json, quiet):
     """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy.
 
     TARGET: local:DIR, ssh://user@host[:port][/home] (home defaults to /opt/edgectl)
@@ -137,7 +138,7 @@ def deploy(bundle, target, offline, as_json, quiet):
     from edgectl import deploy as deployer
     from edgectl.targets import parse_target
 
-    result = deployer.deploy(bundle, parse_target(target), Progress(quiet).say, offline=offline)
+    result = deployer.deploy(bundle, parse_target(target), Progress(quiet).say, offline=offline, serial=serial)
     emit(result, as_json, _render_pairs)
 
 

@@ -17,7 +17,7 @@ from edgectl.errors import EdgectlError
 from edgectl.targets import q, sh
 
 
-def deploy(bundle_dir, target, say=lambda msg: None, offline=False):
+def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False):
     """Deploy a bundle directory to a target; return what was done as a dict."""
     try:
         manifest = load_bundle(bundle_dir)
@@ -28,7 +28,7 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False):
     boards.check_fits(board, manifest, target)
     if target.managed_env:
         needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
-        runtime_env.ensure(target, board, needs_tflite, offline, say)
+        runtime_env.ensure(target, board, needs_tflite, offline, say, serial)
     release = f"{target.home}/releases/{bundle_id}"
     reused = _agent(target, "verify", release).returncode == 0
     if not reused:

@@ -47,8 +47,9 @@ def test_tree_bundle_cross_built_for_rpi4_serves_fd001_on_aarch64(target, fd001,
     info = edgectl("build", "--data", str(fd001_dir), "--profile", "rpi4", "--out", str(out), "--json", "-q")
     parity = info["stages"][0]["parity"]
     assert parity["aarch64"]["status"] == "ok" and parity["aarch64"]["max_abs_diff"] <= 1e-6
-    result = edgectl("deploy", str(out), str(target), "--offline", "--json", "-q")
+    result = edgectl("deploy", str(out), str(target), "--offline", "--serial", "--json", "-q")
     assert result["board"]["arch"] == "aarch64" and result["health"]["healthy"]
+    assert target.run([target.agent_python, "-c", "import numpy, serial, cobs"]).returncode == 0
 
     _, test = fd001
     records = runner.stream_file(target, test.path)

@@ -48,3 +48,12 @@ def test_good_frames_around_noise_are_delivered():
     got = reader.feed(stream)
     assert [f.seq for f in got] == list(range(1, 200))
     assert reader.bad > 10
+
+
+def test_the_agent_starts_without_pyserial_and_cobs():
+    """Only boards with a UART link install them: nothing else may import them."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['cobs'] = sys.modules['serial'] = None; import edge_agent.cli, edge_agent.agent"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
