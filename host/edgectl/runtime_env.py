@@ -19,20 +19,24 @@ from edgectl.targets import q, sh
 WHEEL_CACHE = Path.home() / ".cache" / "edgectl" / "wheels"
 
 
-def requirements(board, needs_tflite):
-    """pip requirement strings for this board: LiteRT where it has wheels, tflite-runtime with numpy<2 on armv7l."""
-    if board["arch"] == "armv7l":
-        return ["numpy<2", "tflite-runtime"] if needs_tflite else ["numpy<2"]
-    return ["numpy", "ai-edge-litert"] if needs_tflite else ["numpy"]
+def requirements(board, needs_tflite, serial=False):
+    """(pip requirements, modules to import) for this board: LiteRT where it has wheels,
+    tflite-runtime with numpy<2 on armv7l, pyserial and cobs for a serial link."""
+    armhf = board["arch"] == "armv7l"
+    reqs, modules = ["numpy<2" if armhf else "numpy"], ["numpy"]
+    if needs_tflite:
+        reqs.append("tflite-runtime" if armhf else "ai-edge-litert")
+        modules.append("tflite_runtime" if armhf else "ai_edge_litert")
+    if serial:
+        reqs += ["pyserial", "cobs"]
+        modules += ["serial", "cobs"]
+    return reqs, modules
 
 
-def ensure(target, board, needs_tflite, offline, say):
+def ensure(target, board, needs_tflite, offline, say, serial=False):
     """Make {home}/venv hold what the agent needs (reused when it already does) and ship the agent code."""
-    reqs = requirements(board, needs_tflite)
+    reqs, modules = requirements(board, needs_tflite, serial)
     python = f"{target.home}/venv/bin/python"
-    modules = ["numpy"] + (
-        ["tflite_runtime" if board["arch"] == "armv7l" else "ai_edge_litert"] if needs_tflite else []
-    )
     check = target.run([python, "-c", f"import {', '.join(modules)}"])
     if check.returncode != 0:
         say(f"creating the agent's venv on the board ({', '.join(reqs)})")
