@@ -73,6 +73,20 @@ class LineSplitter:
             return self.number, None, SampleError("bad-utf8", f"not valid UTF-8 at byte {exc.start}")
 
 
+def _lines(read, fileobj, splitter, tick):
+    """Lines from one stream until its end; None whenever `tick` seconds pass with nothing to read."""
+    while True:
+        ready, _, _ = select.select([fileobj], [], [], tick)
+        if not ready:
+            yield None
+            continue
+        data = read()
+        if not data:
+            yield from splitter.finish()
+            return
+        yield from splitter.feed(data)
+
+
 class FdSource:
     """stdin or a file: lines until end of input."""
 
@@ -80,17 +94,7 @@ class FdSource:
         self.fd, self.name = fd, name
 
     def lines(self, tick=1.0):
-        splitter = LineSplitter()
-        while True:
-            ready, _, _ = select.select([self.fd], [], [], tick)
-            if not ready:
-                yield None
-                continue
-            data = os.read(self.fd, CHUNK)
-            if not data:
-                yield from splitter.finish()
-                return
-            yield from splitter.feed(data)
+        yield from _lines(lambda: os.read(self.fd, CHUNK), self.fd, LineSplitter(), tick)
 
 
 class TcpSource:
@@ -104,7 +108,7 @@ class TcpSource:
         self.name = spec
 
     def lines(self, tick=1.0):
-        splitter = LineSplitter()
+        splitter = LineSplitter()  # one numbering across senders
         while True:
             ready, _, _ = select.select([self.server], [], [], tick)
             if not ready:
@@ -112,13 +116,4 @@ class TcpSource:
                 continue
             conn, _ = self.server.accept()
             with conn:
-                while True:
-                    ready, _, _ = select.select([conn], [], [], tick)
-                    if not ready:
-                        yield None
-                        continue
-                    data = conn.recv(CHUNK)
-                    if not data:
-                        yield from splitter.finish()
-                        break
-                    yield from splitter.feed(data)
+                yield from _lines(lambda c=conn: c.recv(CHUNK), conn, splitter, tick)

@@ -78,10 +78,12 @@ def test_an_upload_cut_by_a_dropped_connection_never_becomes_current_and_a_rerun
     partial = f"{target.home}/releases/.partial-xgboost-big"
 
     def cut_when_uploading():
+        padding = f"{partial}/padding.bin"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not os.path.exists(partial):
-            time.sleep(0.01)
-        time.sleep(0.2)
+        while time.monotonic() < deadline:
+            if os.path.exists(padding) and os.path.getsize(padding) > 20 << 20:  # well into the upload
+                break
+            time.sleep(0.005)
         subprocess.run(["pkill", "-KILL", "-P", str(ssh_board.process.pid)])  # drop every session
 
     cutter = threading.Thread(target=cut_when_uploading)
