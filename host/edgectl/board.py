@@ -17,7 +17,7 @@ echo "systemd=$( [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && echo yes || 
 echo "root=$( [ "$(id -u)" = 0 ] && echo yes || echo no)"
 """
 
-MIN_PYTHON = (3, 9)
+MIN_PYTHON = (3, 8)  # the agent code; Jetson Nano (JetPack 4) runs 3.8 at best
 
 
 def probe(target):
