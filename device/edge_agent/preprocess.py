@@ -6,6 +6,8 @@ the only code that fits or applies them, so training and serving cannot differ.
 
 import numpy as np
 
+from edge_agent.errors import BundleError
+
 
 def fit(train_values, feature_names, impute=True):
     """Fit imputation (median) and scaling (mean, std) on training rows (n, F).
@@ -35,7 +37,7 @@ class Preprocessor:
         self.center = np.array(params["center"], dtype=np.float64)
         self.scale = np.array(params["scale"], dtype=np.float64)
         if not (len(self.center) == len(self.scale) == len(feature_names)):
-            raise ValueError("preprocessing parameters do not match the number of input features")
+            raise BundleError("manifest: preprocessing parameters do not match the number of input features")
 
     def apply(self, values):
         values = np.where(np.isnan(values), self.fill, values)
