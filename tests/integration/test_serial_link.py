@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import tty
 
 import pytest
 from boards.uart import Cable
@@ -169,3 +170,27 @@ def test_edgectl_run_over_serial_prints_the_summary_of_every_record(
 
 def _lines(splits):
     return [line.encode() for line in splits[1].path.read_text().splitlines() if line.strip()]
+
+
+def test_monitor_delivers_what_the_board_kept_while_nobody_listened(
+    xgb_build, synthetic_splits, cable, agents, tmp_path
+):
+    from edge_agent.framing import encode
+
+    lines = _lines(synthetic_splits)
+    agents.append(start_agent(xgb_build.bundle_dir, cable, tmp_path / "journal"))
+    journal = tmp_path / "journal" / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and journal.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the start record is journaled once the agent's port is open
+    fd = os.open(cable.host_path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)  # as pyserial would: no newline translation of the binary frames
+    frames = [encode("H", 0, b"sensor-feed")] + [encode("S", n, line) for n, line in enumerate(lines, 1)]
+    os.write(fd, b"".join(frames))  # a feeder that never listens: every record waits in the journal
+    os.close(fd)
+    time.sleep(3)
+    cli = [sys.executable, "-m", "edgectl.cli", "monitor", "--serial", cable.host_path, "--duration", "8", "--json"]
+    got = subprocess.run(cli, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+    assert got.returncode == 0, got.stderr
+    records = [json.loads(line) for line in got.stdout.splitlines()]
+    assert predictions(records) == clean_run(xgb_build.bundle_dir, lines)
