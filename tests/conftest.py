@@ -51,6 +51,13 @@ def xgb_build(synthetic_splits, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def conv1d_build(synthetic_splits, tmp_path_factory):
+    """A real Conv1D bundle (TFLite full INT8) built from the synthetic fleet."""
+    train_split, _ = synthetic_splits
+    return build.build(train_split, "conv1d", tmp_path_factory.mktemp("bundles") / "conv1d")
+
+
+@pytest.fixture(scope="session")
 def ssh_config(tmp_path_factory):
     """One ssh client config for every test board (edgectl reads EDGECTL_SSH_CONFIG)."""
     path = tmp_path_factory.mktemp("ssh") / "config"

@@ -13,13 +13,14 @@ from edge_agent.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, write_man
 GOLDEN_NAME = "golden.json"
 
 
-def write_bundle(out_dir, name, spec, stages, golden, built_with):
+def write_bundle(out_dir, name, spec, stages, golden, built_with, cascade=None):
     """Write manifest.json, golden.json and a .tar.gz into out_dir (the stage files must be there).
 
     spec: "input", "window", "preprocessing", "features", "label" sections of the manifest.
     stages: the manifest's stage entries, each with the self-test's "tolerance" (per window) and
     optionally "mean_tolerance" (over the golden windows; default the same).
     golden: {"lines": [...], "windows": [{"stream", "t", "scores": {stage: score}}]}.
+    cascade: {"low", "high"}: with two stages, stage 2 answers when stage 1's score is in [low, high).
     Returns the manifest as written.
     """
     out_dir = Path(out_dir)
@@ -38,6 +39,7 @@ def write_bundle(out_dir, name, spec, stages, golden, built_with):
             "mean_tolerance": {s["name"]: s.get("mean_tolerance", s["tolerance"]) for s in stages},
         },
         "built_with": {"host_arch": platform.machine(), "python": platform.python_version(), **built_with},
+        **({"cascade": cascade} if cascade else {}),
         "files": {},
     }
     manifest = write_manifest(out_dir, manifest)

@@ -22,7 +22,7 @@ from edge_agent.telemetry import Stats, record, write_record
 def start(bundle_dir):
     """Verify the bundle, load its stages and pass the self-test; return (pipeline, start record)."""
     manifest = load_bundle(bundle_dir)
-    stages = [load_stage(bundle_dir, s) for s in manifest["stages"]]
+    stages, unavailable = load_stages(bundle_dir, manifest)
     selftest = run_selftest(bundle_dir, manifest, stages)
     pipeline = Pipeline(bundle_dir, manifest, stages=stages)
     info = record(
@@ -34,7 +34,24 @@ def start(bundle_dir):
         stages=[s["name"] for s in manifest["stages"]],
         self_test=selftest,
     )
+    if unavailable:
+        info["degraded"] = unavailable
     return pipeline, info
+
+
+def load_stages(bundle_dir, manifest):
+    """Every stage's runtime. In a cascade, a second stage that cannot load leaves the first to
+    answer alone (its records flagged degraded); a first stage that cannot load stops the agent."""
+    stages, unavailable = [], {}
+    for i, spec in enumerate(manifest["stages"]):
+        try:
+            stages.append(load_stage(bundle_dir, spec))
+        except AgentError as exc:
+            if i == 0 or not manifest.get("cascade"):
+                raise
+            stages.append(None)
+            unavailable[spec["name"]] = str(exc)
+    return stages, unavailable
 
 
 def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict):

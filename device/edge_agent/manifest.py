@@ -73,6 +73,14 @@ def check_schema(manifest, where):
         _check_keys(stage, _STAGE_REQUIRED, f"{where}: stages[{i}]")
         if stage["kind"] not in STAGE_KINDS:
             raise BundleError(f"{where}: stages[{i}] has unknown kind {stage['kind']!r}")
+    cascade = manifest.get("cascade")
+    if cascade is not None and not (
+        len(manifest["stages"]) == 2
+        and isinstance(cascade, dict)
+        and all(isinstance(cascade.get(k), (int, float)) for k in ("low", "high"))
+        and cascade["low"] <= cascade["high"]
+    ):
+        raise BundleError(f"{where}: cascade needs two stages and a band with low <= high")
     window = manifest["window"]
     if not (isinstance(window.get("length"), int) and window["length"] >= 2):
         raise BundleError(f"{where}: window.length must be an integer >= 2")

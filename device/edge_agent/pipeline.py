@@ -34,6 +34,8 @@ class Pipeline:
         )
         self.stages = stages if stages is not None else [load_stage(bundle_dir, s) for s in manifest["stages"]]
         self.specs = manifest["stages"]
+        # Two stages: stage 1 answers unless its score falls in [low, high), then stage 2 does.
+        self.cascade = manifest.get("cascade")
         self.seq = 0
         self._rss = rss_kb()
 
@@ -52,11 +54,14 @@ class Pipeline:
         x = _stage_input(spec, window)
         t2 = time.perf_counter_ns()
         score = stage.predict(x)
+        degraded = None
+        if self.cascade and self.cascade["low"] <= score < self.cascade["high"]:
+            spec, score, degraded = self._escalate(window, spec, score)
         t3 = time.perf_counter_ns()
         self.seq += 1
         if self.seq % RSS_EVERY == 0:
             self._rss = rss_kb()
-        return record(
+        rec = record(
             "prediction",
             seq=self.seq,
             stream=sample.stream,
@@ -72,6 +77,19 @@ class Pipeline:
             },
             rss_kb=self._rss,
         )
+        if degraded:
+            rec["degraded"] = degraded
+        return rec
+
+    def _escalate(self, window, first_spec, first_score):
+        """Stage 2's (spec, score, None); stage 1's answer and the reason when stage 2 cannot give one."""
+        spec, stage = self.specs[1], self.stages[1]
+        if stage is None:
+            return first_spec, first_score, f"stage {spec['name']} unavailable"
+        try:
+            return spec, stage.predict(_stage_input(spec, window)), None
+        except (RuntimeError, ValueError, OSError) as exc:  # what the TFLite runtimes raise
+            return first_spec, first_score, f"stage {spec['name']} failed: {exc}"
 
     def stage_scores(self, text):
         """(stream, t, {stage: score}) for the window this line completes, or None.
@@ -83,7 +101,9 @@ class Pipeline:
         if window is None:
             return None
         scores = {
-            spec["name"]: stage.predict(_stage_input(spec, window)) for spec, stage in zip(self.specs, self.stages)
+            spec["name"]: stage.predict(_stage_input(spec, window))
+            for spec, stage in zip(self.specs, self.stages)
+            if stage is not None  # a cascade's stage 2 that could not load
         }
         return sample.stream, sample.time, scores
 

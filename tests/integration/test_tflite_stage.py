@@ -12,12 +12,6 @@ from edgectl.windowing import make_windows
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def conv1d_build(synthetic_splits, tmp_path_factory):
-    train, _ = synthetic_splits
-    return build.build(train, "conv1d", tmp_path_factory.mktemp("bundles") / "conv1d")
-
-
 def test_int8_report_is_recorded_in_the_manifest(conv1d_build):
     stage = conv1d_build.manifest["stages"][0]
     report = stage["int8_report"]
