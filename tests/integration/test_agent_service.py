@@ -114,7 +114,7 @@ def notify():
     sock.close()
 
 
-WATCHDOG_USEC = 400_000
+WATCHDOG_USEC = 1_000_000  # pings every 0.5 s; a gap over 1 s is what systemd would act on
 
 
 def start_agent(bundle, notify, port, state_dir):
@@ -135,7 +135,7 @@ def test_ready_after_self_test_then_watchdog_pings_and_predictions_over_tcp(
         out = RecordReader(agent.stdout)
         first = out.next()
         assert first["type"] == "start" and first["self_test"]["windows"] > 0  # self-test before READY
-        time.sleep(1.0)
+        time.sleep(2.5)
         pings = notify.pings()
         assert len(pings) >= 3 and max(b - a for a, b in zip(pings, pings[1:])) < WATCHDOG_USEC / 1e6
         test = synthetic_splits[1]
