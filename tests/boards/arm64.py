@@ -49,16 +49,35 @@ def rootfs_tarball():
     return tarball
 
 
+def _mounted_under(path):
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if len(line.split()) > 1]
+    return [p for p in points if p == str(path) or p.startswith(f"{path}/")]
+
+
+def _remove(run_dir):
+    """Unmount everything under a board directory, then delete it, never through a live mount (/dev)."""
+    for point in reversed(_mounted_under(run_dir)):
+        subprocess.run(["umount", "-l", point], check=False)
+    if not _mounted_under(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def remove_stale_boards():
+    """Boards left by a test run that was killed before its teardown."""
+    for run_dir in CACHE.glob("run-*"):
+        _remove(run_dir)
+
+
 class Arm64Board:
     """Unpack, mount, serve; `stop` undoes it all."""
 
     def __init__(self):
         CACHE.mkdir(parents=True, exist_ok=True)
+        remove_stale_boards()
         # sshd's ChrootDirectory: every path component root-owned and not group/world writable.
         self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=CACHE))
         self.root = self.dir / "root"
         self.root.mkdir(mode=0o755)
-        self.mounts = []
         self.ssh = None
         try:
             self._start()
@@ -78,15 +97,11 @@ class Arm64Board:
 
     def _mount(self, args, where):
         subprocess.run(["mount", *args, str(where)], check=True)
-        self.mounts.append(where)
 
     def stop(self):
         if self.ssh:
             self.ssh.stop()
-        for where in reversed(self.mounts):
-            subprocess.run(["umount", "-R", "-l", str(where)], check=False)
-        self.mounts = []
-        shutil.rmtree(self.dir, ignore_errors=True)
+        _remove(self.dir)
 
 
 def _binfmt():
