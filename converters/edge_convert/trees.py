@@ -97,7 +97,7 @@ def compiler(toolchain):
     return cc
 
 
-def compile_library(src_dir, defines, out_path, toolchain=HOST_TOOLCHAIN, jobs=2, progress=None):
+def compile_library(src_dir, defines, out_path, toolchain=HOST_TOOLCHAIN, jobs=2):
     """Compile the C source in src_dir into a shared library at out_path, translation units in parallel."""
     cc = compiler(toolchain)
     cflags = list(toolchain["cflags"])
@@ -110,8 +110,6 @@ def compile_library(src_dir, defines, out_path, toolchain=HOST_TOOLCHAIN, jobs=2
     def build(src):
         obj = obj_dir / (src.stem + ".o")
         _run([cc, *flags, "-c", str(src), "-o", str(obj)], src.name)
-        if progress:
-            progress(src.name)
         return obj
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -82,6 +82,11 @@ WantedBy=multi-user.target
 """
 
 
+def selftest_current(target):
+    """The agent's self-test of the board's `current` release (CompletedProcess)."""
+    return target.run([*target.agent_argv(), "selftest", "--bundle", f"{target.home}/current"])
+
+
 def runs_service(target, board):
     """The agent runs as a systemd service on remote boards with systemd, deployed as root."""
     return bool(target.managed_env and board.get("systemd") and board.get("root"))
@@ -110,7 +115,7 @@ def restart_and_check(target, board):
         if got.returncode != 0:
             logs = target.run(["sh", "-c", f"journalctl -u {UNIT_NAME} -n 20 --no-pager 2>&1 || true"])
             return {"healthy": False, "method": "systemd", "detail": logs.stdout.strip(), "self_test": None}
-    got = target.run([*target.agent_argv(), "selftest", "--bundle", f"{target.home}/current"])
+    got = selftest_current(target)
     self_test = json.loads(got.stdout)["self_test"] if got.returncode == 0 else None
     method = "systemd" if runs_service(target, board) else "selftest"
     return {"healthy": got.returncode == 0, "method": method, "detail": got.stderr.strip(), "self_test": self_test}

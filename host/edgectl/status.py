@@ -25,7 +25,7 @@ def status(target):
     }
     if current is None:
         return result
-    check = target.run([*target.agent_argv(), "selftest", "--bundle", f"{target.home}/current"])
+    check = service.selftest_current(target)
     result["health"] = "healthy" if check.returncode == 0 else "degraded"
     result["detail"] = "self-test passed" if check.returncode == 0 else check.stderr.strip()
     stats = target.run(["sh", "-c", f"cat {service.STATE_DIR}/stats.json 2>/dev/null || true"]).stdout.strip()
