@@ -38,7 +38,12 @@ format: $(VENV)/.test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.host
+# onnxruntime, onnxmltools and onnx: the comparisons the benchmarks make beside the agent's runtimes.
+$(VENV)/.bench: $(VENV)/.host
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[host,bench]"
+	touch $@
+
+bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/stage1_latency.py
 
 clean:

@@ -1,46 +1,52 @@
-"""Stage-1 (tree model) latency per window, side by side in one run, on distinct rows.
+"""Per-window latency of each stage and agent throughput, side by side in one run, on distinct windows.
 
-Compares, for the same XGBoost model and the same test windows:
-  - the agent's inference call (ctypes into the bundle's compiled library),
-  - the agent's whole per-window path (parse + features + inference), from its own records,
-  - xgboost predict_proba and inplace_predict on one row,
-  - a plain C loop calling the same compiled edge_predict() (the floor).
-Prints p50/p90/p99 and the ratio of each p50 to the C loop's.
+Builds an XGBoost bundle and a Conv1D bundle on C-MAPSS FD001 (synthetic data if it
+is missing), then measures on the same test windows, one call per window:
+  stage 1 (XGBoost, 200 trees): a plain C loop over the bundle's edge_predict() (the
+    floor), the agent's ctypes call, the TL2cgen Predictor on the same library,
+    xgboost inplace_predict and predict_proba, onnxruntime on the model converted by
+    onnxmltools (where it converts), and the agent's own per-window records;
+  stage 2 (Conv1D, TFLite INT8): see stage2.py;
+and agent throughput end to end: `edge-agent run --input test_FD001.txt` (stride 1) on
+each bundle, samples/s over its wall time and over its serving time.
+Everything runs on one thread. Prints p50/p90/p99, the ratio of each p50 to the stage's
+floor and the largest score difference from the stage's reference.
 
-    python benchmarks/stage1_latency.py [--data ../shared/datasets/cmapss] [--json]
+    make bench     (installs .[host,bench]: onnxruntime, onnxmltools, onnx)
+    .venv/bin/python benchmarks/stage1_latency.py [--data ../shared/datasets/cmapss] [--no-conv1d] [--json]
+
+Training the Conv1D takes a few minutes on FD001; --no-conv1d measures stage 1 only.
 """
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from harness import (
+    DEFAULT_DATA,
+    HERE,
+    agent_latencies,
+    agent_run,
+    last_value,
+    latency_rows,
+    load_average,
+    load_data,
+    measure,
+    render,
+    throughput_row,
+)
 
 from edge_agent.runtimes.trees import TreeStage, board_arch
-from edge_agent.telemetry import percentiles
+from edge_convert.quiet import captured_output
 from edgectl import build
-from edgectl.console import table
-from edgectl.data import cmapss, synthetic
+from edgectl.console import emit
 from edgectl.windowing import make_windows
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "cmapss"
-
-
-def time_each(fn, rows, warmup=200):
-    """Latency in µs of fn(row) for every row, after a warm-up on the first rows."""
-    for row in rows[:warmup]:
-        fn(row)
-    out = np.empty(len(rows))
-    for i, row in enumerate(rows):
-        t0 = time.perf_counter_ns()
-        fn(row)
-        out[i] = (time.perf_counter_ns() - t0) / 1000
-    return out
+FLOOR = "C loop, edge_predict()"
+REFERENCE = "xgboost predict_proba"
 
 
 def c_loop(lib, rows, work):
@@ -55,60 +61,138 @@ def c_loop(lib, rows, work):
     return np.fromfile(work / "lat.f64", dtype=np.float64) / 1000
 
 
-def agent_path(bundle_dir, test_path):
-    """Per-window total latency (µs) the agent itself reported while serving the test file."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "edge_agent", "run", "--bundle", str(bundle_dir), "--input", str(test_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    recs = [json.loads(line) for line in proc.stdout.splitlines()]
-    return np.array([r["latency_us"]["total"] for r in recs if r["type"] == "prediction"])
+def tl2cgen_predictor(lib, model, work):
+    """(tl2cgen.Predictor, which library): the bundle's own library (it keeps TL2cgen's exported
+    symbols), else one exported by tl2cgen from the same model."""
+    import tl2cgen
+
+    from edge_convert.trees import to_treelite
+
+    try:
+        return tl2cgen.Predictor(lib, nthread=1), "on the bundle's .so"
+    except tl2cgen.TL2cgenError:
+        with captured_output():
+            exported = tl2cgen.export_lib(to_treelite(model), "gcc", work / "tl2cgen.so", nthread=1)
+        return tl2cgen.Predictor(exported, nthread=1), "on a tl2cgen.export_lib library"
+
+
+def onnx_session(model, n_features):
+    """(onnxruntime session, None) for the XGBoost model converted by onnxmltools, or (None, why not)."""
+    try:
+        import onnxmltools
+        import onnxruntime
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError as exc:
+        return None, f"{exc.name} not installed: pip install -e '.[bench]'"
+    try:
+        with captured_output():
+            onx = onnxmltools.convert_xgboost(model, initial_types=[("input", FloatTensorType([None, n_features]))])
+    except Exception as exc:  # the converter raises whatever its operators raise
+        return None, f"onnxmltools cannot convert: {type(exc).__name__}: {str(exc)[:80]}"
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"]), None
+
+
+def stage1_runs(result, rows, work):
+    """{method: (µs, scores, note)} for the XGBoost bundle on the feature rows."""
+    import tl2cgen
+
+    spec = result.manifest["stages"][0]
+    lib = (result.bundle_dir / spec["libs"][board_arch()]).resolve()
+    model = result.model.set_params(n_jobs=1)
+    booster = model.get_booster()
+    stage = TreeStage(result.bundle_dir, spec)
+    predictor, which = tl2cgen_predictor(lib, model, work)
+    runs = {
+        FLOOR: (c_loop(lib, rows, work), None, None),
+        "agent TreeStage.predict (ctypes)": (*measure(stage.predict, rows, float), None),
+        "TL2cgen Predictor, DMatrix per row": (
+            *measure(lambda r: predictor.predict(tl2cgen.DMatrix(r[None, :])), rows, last_value),
+            which,
+        ),
+        "TL2cgen Predictor, DMatrix prebuilt": (
+            *measure(predictor.predict, [tl2cgen.DMatrix(r[None, :]) for r in rows], last_value),
+            which,
+        ),
+        "xgboost inplace_predict": (*measure(lambda r: booster.inplace_predict(r[None, :]), rows, last_value), None),
+        REFERENCE: (*measure(lambda r: model.predict_proba(r[None, :]), rows, last_value), None),
+    }
+    session, why = onnx_session(model, rows.shape[1])
+    if session is None:
+        runs["onnxruntime (onnxmltools)"] = (None, None, why)
+    else:
+        name = session.get_outputs()[1].name  # (label, probabilities)
+        call = lambda r: session.run([name], {"input": r[None, :]})[0]  # noqa: E731
+        runs["onnxruntime (onnxmltools)"] = (*measure(call, rows, last_value), "TreeEnsembleClassifier, 1 thread")
+    return runs
+
+
+def agent_record_runs(run):
+    """The agent's own per-window latencies, from its records of the throughput run."""
+    lat = agent_latencies(run)
+    scores = np.array([r["score"] for r in run["records"]])
+    return {
+        "agent records: inference": (lat["inference"], scores, "edge-agent run"),
+        "agent records: whole window": (lat["total"], scores, "parse+features+inference"),
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="C-MAPSS directory (synthetic if missing)")
+    parser.add_argument("--no-conv1d", action="store_true", help="stage 1 only: skip training the Conv1D")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="edgectl-bench-"))
-    data = Path(args.data)
-    if not (data / "train_FD001.txt").is_file():
-        data = synthetic.write_subset(work / "data")
-    train, test = cmapss.load(data)
-    print(f"building the XGBoost bundle from {data} ...", file=sys.stderr)
-    result = build.build(train, "xgboost", work / "bundle")
-    rows = make_windows(test.rows, result.manifest, keep_raw=False).features
-    stage = TreeStage(result.bundle_dir, result.manifest["stages"][0])
-    lib = result.bundle_dir / result.manifest["stages"][0]["libs"][board_arch()]
-    booster = result.model.get_booster()
-    print(f"timing {len(rows)} distinct windows ...", file=sys.stderr)
-    runs = {
-        "C loop, edge_predict()": c_loop(lib.resolve(), rows, work),
-        "agent inference (ctypes)": time_each(stage.predict, rows),
-        "xgboost inplace_predict": time_each(lambda r: booster.inplace_predict(r[None, :]), rows),
-        "xgboost predict_proba": time_each(lambda r: result.model.predict_proba(r[None, :]), rows),
-        "agent whole window (parse+features+inference)": agent_path(result.bundle_dir, test.path),
+    with tempfile.TemporaryDirectory(prefix="edgectl-bench-") as tmp:
+        result = run_all(args, Path(tmp))
+    emit(result, args.json, render)
+
+
+def run_all(args, work):
+    """Build the bundles, then time every method and run the agent on each bundle."""
+    data, train, test = load_data(args.data, work)
+    say(f"building the XGBoost bundle from {data} ...")
+    trees = build.build(train, "xgboost", work / "xgboost")
+    neural = None
+    if not args.no_conv1d:
+        import stage2
+
+        stage2.single_thread_tensorflow()
+        say("building the Conv1D bundle (trains for a few minutes on FD001) ...")
+        neural = build.build(train, "conv1d", work / "conv1d")
+    windows = make_windows(test.rows, trees.manifest, keep_raw=False)
+    n_lines = len(test.rows)
+    load_before = load_average()  # the timings start here; the builds before them do not count
+    say(f"stage 1: timing {len(windows)} distinct windows ...")
+    runs1 = stage1_runs(trees, windows.features, work)
+    say("agent throughput, XGBoost bundle ...")
+    agent1 = agent_run(trees.bundle_dir, test.path, work)
+    latency = latency_rows(1, {**runs1, **agent_record_runs(agent1)}, FLOOR, REFERENCE)
+    throughput = [throughput_row("xgboost", agent1, n_lines)]
+    references = {1: REFERENCE}
+    if neural is not None:
+        say(f"stage 2: timing {len(windows)} distinct windows ...")
+        raw = make_windows(test.rows, neural.manifest, keep_raw=True).raw
+        runs2 = stage2.stage2_runs(neural, raw, work)
+        say("agent throughput, Conv1D bundle ...")
+        agent2 = agent_run(neural.bundle_dir, test.path, work)
+        latency += latency_rows(2, {**runs2, **agent_record_runs(agent2)}, stage2.FLOOR, stage2.REFERENCE)
+        throughput.append(throughput_row("conv1d", agent2, n_lines))
+        references[2] = stage2.REFERENCE
+    return {
+        "data": str(data),
+        "windows": len(windows),
+        "features": int(windows.features.shape[1]),
+        "load_average": {"before": load_before, "after": load_average()},
+        "references": references,
+        "latency": latency,
+        "throughput": throughput,
     }
-    floor = np.median(runs["C loop, edge_predict()"])
-    table_rows = [
-        {
-            "method": name,
-            "n": len(lat),
-            **percentiles(lat, (50, 90, 99)),
-            "mean": float(lat.mean()),
-            "x_c_loop": float(np.median(lat) / floor),
-        }  # fmt: skip
-        for name, lat in runs.items()
-    ]
-    if args.json:
-        print(json.dumps({"data": str(data), "rows": len(rows), "results": table_rows}, indent=2))
-        return
-    print(f"data: {data}  windows: {len(rows)}  features: {rows.shape[1]}  (µs per window)")
-    cols = [("method", "method", ""), ("n", "n", "d"), ("p50", "p50", ".2f"), ("p90", "p90", ".2f"),
-            ("p99", "p99", ".2f"), ("mean", "mean", ".2f"), ("x_c_loop", "p50 / C loop", ".1f")]  # fmt: skip
-    print(table(table_rows, cols))
+
+
+def say(msg):
+    print(msg, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

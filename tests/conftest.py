@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from boards import arm64, sshd
+from fuzzing import Fuzzer
 
 from edgectl import build
 from edgectl.data import cmapss, synthetic
@@ -106,3 +107,24 @@ def agent():
         )
 
     return run
+
+
+_FUZZ = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def fuzz(tmp_path_factory, pytestconfig):
+    """The session's Fuzzer (tests/fuzzing.py); its counts go to fuzz-summary.json and the summary line."""
+    fuzzer = Fuzzer()
+    yield fuzzer
+    path = tmp_path_factory.getbasetemp() / "fuzz-summary.json"
+    pytestconfig.stash[_FUZZ] = dict(fuzzer.write(path), path=str(path))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    got = config.stash.get(_FUZZ, None)
+    if got and got["inputs"]:
+        targets = ", ".join(f"{name} {n}" for name, n in got["by_target"].items())
+        terminalreporter.write_line(
+            f"fuzzed {got['inputs']} inputs ({targets}), {got['crashes']} crashes; {got['path']}"
+        )

@@ -6,4 +6,4 @@ shared preprocessing) but never the host CLI.
 
 
 class ConversionError(Exception):
-    """A model could not be converted, compiled, or failed its parity check."""
+    """A model could not be converted, compiled, or failed its parity check; or a bundle could not be signed."""

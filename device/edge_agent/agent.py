@@ -9,19 +9,23 @@ from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.errors import AgentError
-from edge_agent.manifest import load_bundle
 from edge_agent.notify import Notifier
 from edge_agent.pipeline import Pipeline
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError
 from edge_agent.selftest import run_selftest
+from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle
 from edge_agent.sources import open_source
+from edge_agent.streams import DEFAULT_SILENT_AFTER_S, StreamWatch
 from edge_agent.telemetry import Stats, record, write_record
 
 
-def start(bundle_dir):
-    """Verify the bundle, load its stages and pass the self-test; return (pipeline, start record)."""
-    manifest = load_bundle(bundle_dir)
+def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS):
+    """Verify the bundle, load its stages and pass the self-test; return (pipeline, start record).
+
+    trusted_keys: the board's directory of trusted public keys; with any there, the bundle must be signed.
+    """
+    manifest, signer = load_trusted_bundle(bundle_dir, trusted_keys)
     stages, unavailable = load_stages(bundle_dir, manifest)
     selftest = run_selftest(bundle_dir, manifest, stages)
     pipeline = Pipeline(bundle_dir, manifest, stages=stages)
@@ -34,6 +38,8 @@ def start(bundle_dir):
         stages=[s["name"] for s in manifest["stages"]],
         self_test=selftest,
     )
+    if signer:
+        info["signed_by"] = signer
     if unavailable:
         info["degraded"] = unavailable
     return pipeline, info
@@ -67,6 +73,9 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
             if heartbeat:
                 heartbeat(stats)
             if event is None:
+                if pipeline.watch:  # a quiet moment: have any streams fallen silent?
+                    pipeline.watch.check()
+                    _write_events(pipeline, out)
                 continue
             number, text, error = event
             if error is None and not text:
@@ -78,6 +87,7 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
                 except SampleError as exc:
                     error = exc
                 else:
+                    _write_events(pipeline, out)
                     if rec is not None:
                         stats.add_prediction(rec)
                         write_record(out, rec)
@@ -91,14 +101,34 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
     return stats
 
 
-def run(bundle_dir, source="-", output="-", stats_every=1000, state_dir=None, journal_dir=None):
+def _write_events(pipeline, out):
+    """Drift records the pipeline raised on this sample, before its prediction."""
+    if pipeline.events:
+        for rec in pipeline.events:
+            write_record(out, rec)
+        pipeline.events.clear()
+
+
+def run(
+    bundle_dir,
+    source="-",
+    output="-",
+    stats_every=1000,
+    state_dir=None,
+    journal_dir=None,
+    trusted_keys=DEFAULT_TRUSTED_KEYS,
+    silent_after=DEFAULT_SILENT_AFTER_S,
+):
     """Start on a bundle, tell systemd READY, and serve a source ("-", a file, tcp:HOST:PORT,
     serial:DEV@BAUD) to an output ("-" for stdout, or the input's serial link).
 
     With state_dir, the latest stats are kept in state_dir/stats.json for `edgectl status`.
+    A stream with no sample for silent_after seconds is flagged by a "stream" record (0: never).
     """
     notifier = Notifier()
-    pipeline, info = start(bundle_dir)
+    pipeline, info = start(bundle_dir, trusted_keys)
+    if silent_after:
+        pipeline.watch = StreamWatch(silent_after, pipeline.windows.max_streams, pipeline.events)
     link = None
     if source.startswith("serial:"):
         from edge_agent.serial_link import SerialLink  # pyserial and cobs: only boards with a UART link
@@ -110,8 +140,8 @@ def run(bundle_dir, source="-", output="-", stats_every=1000, state_dir=None, jo
     else:
         src = open_source(source)
     out = _output(output, source, link)
-    # An idle source must still wake the loop in time for the next watchdog ping.
-    lines = src.lines(tick=min(1.0, notifier.interval or 1.0))
+    # An idle source must still wake the loop in time for the next watchdog ping and silence check.
+    lines = src.lines(tick=min(1.0, notifier.interval or 1.0, silent_after / 2 if silent_after else 1.0))
     write_record(out, info)
     notifier.ready(f"serving {info['bundle_id']}")
     started = time.monotonic()
@@ -124,8 +154,14 @@ def run(bundle_dir, source="-", output="-", stats_every=1000, state_dir=None, jo
             last_state[0] = now
             save_state(state_dir, stats, pipeline, info, now - started)
 
+    def extra_stats():
+        counts = src.stats()
+        if pipeline.watch:
+            counts["streams_silent"] = len(pipeline.watch.silent)
+        return counts
+
     try:
-        return serve(pipeline, lines, out, stats_every, heartbeat, link.stats if link else dict)
+        return serve(pipeline, lines, out, stats_every, heartbeat, extra_stats)
     finally:
         notifier.send("STOPPING=1")
         if link:

@@ -7,10 +7,11 @@ I/O beyond a cheap RSS read every few hundred windows.
 import time
 
 from edge_agent import preprocess
+from edge_agent.drift import DriftMonitor
 from edge_agent.runtimes import load_stage
-from edge_agent.samples import SampleParser
+from edge_agent.samples import SampleError, SampleParser
 from edge_agent.telemetry import record, rss_kb
-from edge_agent.windows import WindowSet
+from edge_agent.windows import FEATURE_KINDS, WindowSet
 
 RSS_EVERY = 256  # windows between RSS reads
 
@@ -22,20 +23,16 @@ class Pipeline:
         spec = manifest["input"]
         prep = manifest["preprocessing"]
         self.manifest = manifest
-        self.parser = SampleParser(spec, imputable=prep.get("impute", {}))
         self.prep = preprocess.Preprocessor(prep, spec["features"])
-        window = manifest["window"]
-        self.windows = WindowSet(
-            window["length"],
-            window["stride"],
-            len(spec["features"]),
-            with_time=bool(manifest["features"].get("time")),
-            max_streams=max_streams,
-        )
+        self.parser = SampleParser(spec, imputable=prep.get("impute", {}), settings=self.prep.setting_fields)
+        self.windows = window_set(manifest, max_streams)
         self.stages = stages if stages is not None else [load_stage(bundle_dir, s) for s in manifest["stages"]]
         self.specs = manifest["stages"]
         # Two stages: stage 1 answers unless its score falls in [low, high), then stage 2 does.
         self.cascade = manifest.get("cascade")
+        self.drift = DriftMonitor(manifest["drift"]) if "drift" in manifest else None
+        self.events = []  # records other than predictions (drift), for the agent loop to write
+        self.watch = None  # a StreamWatch (silent streams) while the agent serves
         self.seq = 0
         self._rss = rss_kb()
 
@@ -58,6 +55,8 @@ class Pipeline:
         if self.cascade and self.cascade["low"] <= score < self.cascade["high"]:
             spec, score, degraded = self._escalate(window, spec, score)
         t3 = time.perf_counter_ns()
+        if self.drift:
+            self.events += self.drift.score(score)
         self.seq += 1
         if self.seq % RSS_EVERY == 0:
             self._rss = rss_kb()
@@ -110,7 +109,32 @@ class Pipeline:
     def _push(self, sample):
         """Add a sample to its stream's window; return the window if one is complete."""
         window = self.windows.get(sample.stream)
-        return window if window.push(self.prep.apply(sample.values), sample.time) else None
+        if window.count and sample.time <= window.time:
+            raise _stale(sample, window.time)  # repeated or out of order: the window stays as it was
+        if self.watch:
+            self.watch.seen(sample.stream)
+        x = self.prep.apply(sample.values, sample.settings)
+        if self.drift:
+            self.events += self.drift.observe(x)
+        return window if window.push(x, sample.time) else None
+
+
+def window_set(manifest, max_streams):
+    """The per-stream windows a manifest asks for (host and board build them here)."""
+    window, features = manifest["window"], manifest["features"]
+    return WindowSet(
+        window["length"],
+        window["stride"],
+        len(manifest["input"]["features"]),
+        with_time=bool(features.get("time")),
+        max_streams=max_streams,
+        kinds=features.get("kinds", FEATURE_KINDS),
+    )
+
+
+def _stale(sample, previous):
+    message = f"stream {sample.stream}: time {sample.time:g} is not after its previous sample's ({previous:g})"
+    return SampleError("stale-time", message)
 
 
 def _stage_input(spec, window):

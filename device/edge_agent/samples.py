@@ -28,6 +28,7 @@ class Sample:
     stream: str
     time: float
     values: np.ndarray  # float64, the manifest's feature columns, NaN where missing
+    settings: np.ndarray  # float64, the operating-setting fields that pick a condition (often none)
 
 
 def format_line(row, input_spec):
@@ -47,8 +48,10 @@ def field_text(name, value, input_spec):
 class SampleParser:
     """Parses lines for one manifest input spec; built once, called per line."""
 
-    def __init__(self, input_spec, imputable):
+    def __init__(self, input_spec, imputable, settings=()):
         self.fields = list(input_spec["fields"])
+        self.settings = list(settings)
+        self._setting_i = [self.fields.index(name) for name in self.settings]
         self.stream_field = input_spec["stream_field"]
         self.time_field = input_spec["time_field"]
         self.features = list(input_spec["features"])
@@ -67,16 +70,21 @@ class SampleParser:
         stream = tokens[self._stream_i].strip()
         time = self._number(tokens[self._time_i], self.time_field)
         values = [self._number(tokens[i], name, missing_ok=True) for i, name in zip(self._feature_i, self.features)]
-        return self._sample(stream, time, values)
+        settings = [self._number(tokens[i], name) for i, name in zip(self._setting_i, self.settings)]
+        return self._sample(stream, time, values, settings)
 
     def _parse_json(self, text):
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SampleError("bad-json", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; nesting past the stack
+            raise SampleError("bad-json", f"invalid JSON: {str(exc)[:80]}") from None
         if not isinstance(obj, dict):
             raise SampleError("bad-json", "a JSON sample must be an object")
-        missing = [name for name in (self.stream_field, self.time_field, *self.features) if name not in obj]
+        missing = [
+            name for name in (self.stream_field, self.time_field, *self.features, *self.settings) if name not in obj
+        ]
         if missing:
             raise SampleError("missing-field", f"missing field(s): {', '.join(missing[:5])}")
         stream = obj[self.stream_field]
@@ -84,7 +92,8 @@ class SampleParser:
             raise SampleError("bad-stream", f"field {self.stream_field!r} must be a string or integer")
         time = self._number(obj[self.time_field], self.time_field)
         values = [self._number(obj[name], name, missing_ok=True) for name in self.features]
-        return self._sample(str(stream), time, values)
+        settings = [self._number(obj[name], name) for name in self.settings]
+        return self._sample(str(stream), time, values, settings)
 
     def _number(self, token, name, missing_ok=False):
         if token is None or (isinstance(token, str) and not token.strip()):
@@ -97,11 +106,13 @@ class SampleParser:
             value = float(token)
         except ValueError:
             raise SampleError("not-a-number", f"field {name!r} is not a number: {str(token)[:40]!r}") from None
+        except OverflowError:  # a JSON integer past the largest float
+            raise SampleError("not-finite", f"field {name!r} is too large for a float") from None
         if math.isinf(value) or (math.isnan(value) and not missing_ok):
             raise SampleError("not-finite", f"field {name!r} is {value}")
         return value
 
-    def _sample(self, stream, time, values):
+    def _sample(self, stream, time, values, settings):
         if not stream:
             raise SampleError("bad-stream", f"field {self.stream_field!r} is empty")
         array = np.array(values, dtype=np.float64)
@@ -111,4 +122,4 @@ class SampleParser:
             raise SampleError(
                 "missing-value", f"field {name!r} is NaN or empty, and the bundle has no imputation for it"
             )
-        return Sample(stream, time, array)
+        return Sample(stream, time, array, np.array(settings, dtype=np.float64))

@@ -14,6 +14,15 @@ from edge_agent.samples import MAX_LINE_BYTES, SampleError
 
 CHUNK = 1 << 16
 
+# Backpressure: a source is read only as fast as the agent serves it, and nothing is dropped.
+# A faster producer fills the bounded queue between it and the agent (a pipe's buffer, 64 KiB
+# on Linux; a TCP connection's receive buffer, TCP_RECEIVE_BUFFER) and then waits in its
+# write() or send() until the agent catches up. Dropping instead would leave silent gaps in a
+# stream's window, whose features would then no longer be the ones the model was trained on.
+# The agent's loop never waits on a producer longer than one idle tick, so the watchdog holds.
+BACKPRESSURE = "block"
+TCP_RECEIVE_BUFFER = 256 * 1024  # bytes; also bounds how long a sample can wait in the queue
+
 
 def open_source(spec):
     """A source from its spec: "-" (stdin), a file path, or "tcp:HOST:PORT" (loopback only)."""
@@ -73,7 +82,20 @@ class LineSplitter:
             return self.number, None, SampleError("bad-utf8", f"not valid UTF-8 at byte {exc.start}")
 
 
-def _lines(read, fileobj, splitter, tick):
+class InputCounters:
+    """Reads of a source, and how many found at least a full read (CHUNK) already queued: a sign
+    that the producer was ahead of the agent (always, for a file) and, with the queue full, waiting."""
+
+    def __init__(self):
+        self.reads = 0
+        self.backlogged = 0
+
+    def stats(self):
+        """The `input` field of the stats records."""
+        return {"input": {"policy": BACKPRESSURE, "reads": self.reads, "backlogged": self.backlogged}}
+
+
+def _lines(read, fileobj, splitter, tick, counters):
     """Lines from one stream until its end; None whenever `tick` seconds pass with nothing to read."""
     while True:
         ready, _, _ = select.select([fileobj], [], [], tick)
@@ -81,6 +103,8 @@ def _lines(read, fileobj, splitter, tick):
             yield None
             continue
         data = read()
+        counters.reads += 1
+        counters.backlogged += len(data) == CHUNK
         if not data:
             yield from splitter.finish()
             return
@@ -92,20 +116,30 @@ class FdSource:
 
     def __init__(self, fd, name):
         self.fd, self.name = fd, name
+        self.counters = InputCounters()
+        self.stats = self.counters.stats
 
     def lines(self, tick=1.0):
-        yield from _lines(lambda: os.read(self.fd, CHUNK), self.fd, LineSplitter(), tick)
+        yield from _lines(lambda: os.read(self.fd, CHUNK), self.fd, LineSplitter(), tick, self.counters)
 
 
 class TcpSource:
-    """A TCP listener on loopback: one sender at a time, served until the agent stops."""
+    """A TCP listener on loopback: one sender at a time, served until the agent stops.
+
+    A second sender waits in the listen backlog until the first disconnects (backpressure: block).
+    """
 
     def __init__(self, spec):
         _, host, port = spec.split(":", 2)
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise AgentError(f"input {spec}: the agent listens on loopback only (127.0.0.1, ::1)")
-        self.server = socket.create_server((host, int(port)), reuse_port=False)
+        try:
+            self.server = _listen(host, int(port))
+        except OSError as exc:
+            raise AgentError(f"input {spec}: cannot listen: {exc.strerror}") from None
         self.name = spec
+        self.counters = InputCounters()
+        self.stats = self.counters.stats
 
     def lines(self, tick=1.0):
         splitter = LineSplitter()  # one numbering across senders
@@ -116,4 +150,21 @@ class TcpSource:
                 continue
             conn, _ = self.server.accept()
             with conn:
-                yield from _lines(lambda c=conn: c.recv(CHUNK), conn, splitter, tick)
+                yield from _lines(lambda c=conn: c.recv(CHUNK), conn, splitter, tick, self.counters)
+
+
+def _listen(host, port):
+    """A listening socket whose connections get a receive buffer of TCP_RECEIVE_BUFFER bytes.
+
+    Set before listen(), as tcp(7) asks, so it also bounds the window the sender is offered.
+    """
+    server = socket.socket(socket.AF_INET6 if host == "::1" else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_RECEIVE_BUFFER)
+        server.bind((host, port))
+        server.listen()
+    except OSError:
+        server.close()
+        raise
+    return server

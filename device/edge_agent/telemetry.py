@@ -6,7 +6,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-RECORD_VERSION = 1
+RECORD_VERSION = 1  # new record types and fields keep it; renaming or removing a field bumps it
 _PAGE_KB = resource.getpagesize() // 1024
 
 

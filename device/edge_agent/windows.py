@@ -13,21 +13,22 @@ import numpy as np
 FEATURE_KINDS = ("mean", "std", "slope", "last")
 
 
-def feature_names(columns, time_field=None):
+def feature_names(columns, time_field=None, kinds=FEATURE_KINDS):
     """Names of the window features, in the order `StreamWindow.features` returns them.
 
     With a time field, its value at the window's last sample (e.g. the engine's
     cycle count) comes last.
     """
-    names = [f"{col}_{kind}" for col in columns for kind in FEATURE_KINDS]
+    names = [f"{col}_{kind}" for col in columns for kind in kinds]
     return names + [time_field] if time_field else names
 
 
 class StreamWindow:
     """The window of one stream: a ring buffer and running sums of x, x^2 and i*x."""
 
-    def __init__(self, length, stride, n_columns, with_time=False):
+    def __init__(self, length, stride, n_columns, with_time=False, kinds=FEATURE_KINDS):
         self.length = length
+        self.kinds = tuple(kinds)
         self.with_time = with_time
         self.time = 0.0  # time field of the last sample
         self.stride = stride
@@ -39,7 +40,7 @@ class StreamWindow:
         self.sum_ix = np.zeros(n_columns)  # sum of position * x, position 0 = oldest
         mean_i = (length - 1) / 2
         self._mean_i = mean_i
-        self._var_i = length * (length * length - 1) / 12.0  # sum of (i - mean_i)^2
+        self._var_i = length * (length * length - 1) / 12.0 or 1.0  # sum of (i - mean_i)^2; 0 for length 1
 
     def push(self, x, time=0.0):
         """Add one sample (F,) taken at `time`; return True when a window is complete at it."""
@@ -73,13 +74,15 @@ class StreamWindow:
         self.sum_ix = np.arange(self.length) @ self.buffer
 
     def features(self):
-        """Window features (F * len(FEATURE_KINDS) [+ 1 time],), grouped by column."""
+        """Window features (F * len(kinds) [+ 1 time],), grouped by column."""
         n = self.length
         mean = self.sum / n
-        std = np.sqrt(np.maximum(self.sum_sq / n - mean * mean, 0.0))
-        slope = (self.sum_ix - self._mean_i * self.sum) / self._var_i
-        last = self.buffer[(self.pos - 1) % n]
-        features = np.stack((mean, std, slope, last), axis=1).ravel()
+        columns = {"mean": mean, "last": self.buffer[(self.pos - 1) % n]}
+        if "std" in self.kinds:
+            columns["std"] = np.sqrt(np.maximum(self.sum_sq / n - mean * mean, 0.0))
+        if "slope" in self.kinds:
+            columns["slope"] = (self.sum_ix - self._mean_i * self.sum) / self._var_i
+        features = np.stack([columns[kind] for kind in self.kinds], axis=1).ravel()
         return np.append(features, self.time) if self.with_time else features
 
     def raw(self):
@@ -90,9 +93,10 @@ class StreamWindow:
 class WindowSet:
     """The StreamWindow of every stream, bounded: the least recently seen is evicted."""
 
-    def __init__(self, length, stride, n_columns, with_time=False, max_streams=1024):
+    def __init__(self, length, stride, n_columns, with_time=False, max_streams=1024, kinds=FEATURE_KINDS):
         self.length, self.stride, self.n_columns = length, stride, n_columns
         self.with_time = with_time
+        self.kinds = kinds
         self.max_streams = max_streams
         self.streams = OrderedDict()
         self.evicted = 0
@@ -103,7 +107,9 @@ class WindowSet:
             if len(self.streams) >= self.max_streams:
                 self.streams.popitem(last=False)
                 self.evicted += 1
-            window = self.streams[stream] = StreamWindow(self.length, self.stride, self.n_columns, self.with_time)
+            window = self.streams[stream] = StreamWindow(
+                self.length, self.stride, self.n_columns, self.with_time, self.kinds
+            )
         else:
             self.streams.move_to_end(stream)
         return window

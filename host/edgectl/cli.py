@@ -52,26 +52,85 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress lin
 @click.option("--stride", default=1, show_default=True, help="Samples between windows.")
 @click.option("--horizon", default=30, show_default=True, help="Label: fails within this many cycles.")
 @click.option("--profile", "profile_names", multiple=True, help="Board profile to build for (repeatable).")
+@click.option("--stage2", default="conv1d", show_default=True, help="With --model cascade: conv1d or attention.")
+@click.option(
+    "--cascade-tolerance",
+    default=0.005,
+    show_default=True,
+    help="With --model cascade: F1 the cascade may give up against the better single stage (out of fold).",
+)
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Sign the bundle with this private key.")
+@click.option("--drift-psi", default=0.25, show_default=True, help="PSI of an input feature that raises drift.")
+@click.option(
+    "--drift-window", default=2000, show_default=True, help="Samples in the rolling window PSI is taken over."
+)
 @json_option
 @quiet_option
-def build(data, subset, kind, out, window, stride, horizon, profile_names, as_json, quiet):
+def build(
+    data,
+    subset,
+    kind,
+    out,
+    window,
+    stride,
+    horizon,
+    profile_names,
+    stage2,
+    cascade_tolerance,
+    sign_key,
+    drift_psi,
+    drift_window,
+    as_json,
+    quiet,
+):
     """Train a model on C-MAPSS data and build a bundle for the board.
 
     Models: xgboost, random-forest, extra-trees, gradient-boosting,
-    hist-gradient-boosting (compiled C through TL2cgen) and conv1d (TFLite INT8).
+    hist-gradient-boosting (compiled C through TL2cgen), conv1d and attention
+    (TFLite INT8), and cascade (xgboost answers, --stage2 takes the uncertain windows).
     """
     from edgectl import build as builder
-    from edgectl import inspect_bundle, profiles
+    from edgectl import cascade, inspect_bundle, profiles
     from edgectl.data import cmapss, synthetic
 
     progress = Progress(quiet)
+    key = _signing().load_private_key(sign_key) if sign_key else None  # a bad key fails before a long build
     chosen = [profiles.get(name) for name in profile_names]
     if data is None:
         data = synthetic.write_subset(Path(out).with_name(Path(out).name + "-data"), subset)
         progress.say(f"no --data: synthetic fleet written to {data}")
     train_split, _ = cmapss.load(data, subset)
-    result = builder.build(train_split, kind, out, window, stride, horizon, chosen, progress=progress.say)
-    emit(inspect_bundle.summary(result.bundle_dir), as_json, _render_inspect)
+    settings = {"window": window, "stride": stride, "horizon": horizon}
+    settings["drift_settings"] = {"psi_threshold": drift_psi, "psi_window": drift_window}
+    if kind == "cascade":
+        cascade.build(train_split, out, stage2, cascade_tolerance, chosen, progress.say, **settings)
+    else:
+        builder.build(train_split, kind, out, profiles=chosen, progress=progress.say, **settings)
+    if key is not None:
+        progress.say(f"signed {out} with key {_signing().sign_bundle(out, key)}")
+    emit(inspect_bundle.summary(out), as_json, _render_inspect)
+
+
+def _signing():
+    from edge_convert import signing  # cryptography: only for keygen and --sign
+
+    return signing
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Writes OUT.key (0600) and OUT.pub.")
+@json_option
+def keygen(out, as_json):
+    """Make an Ed25519 key pair for signing bundles (build --sign OUT.key, deploy --trust-key OUT.pub)."""
+    emit(_signing().generate_key(out), as_json, _render_keygen)
+
+
+def _render_keygen(key):
+    return (
+        f"key id {key['key_id']}\n"
+        f"{key['private_key']}: the private key (mode 0600), for edgectl build --sign; keep it secret\n"
+        f"{key['public_key']}: the public key, for edgectl deploy --trust-key"
+    )
 
 
 @cli.command()
@@ -127,9 +186,14 @@ def list_profiles(as_json):
 @click.argument("target")
 @click.option("--offline", is_flag=True, help="Ship the runtime wheels from this host; the board needs no index.")
 @click.option("--serial", is_flag=True, help="Also install pyserial and cobs: the agent talks over a UART.")
+@click.option(
+    "--trust-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Install this public key on the board; from then on it serves only bundles signed by a trusted key.",
+)
 @json_option
 @quiet_option
-def deploy(bundle, target, offline, serial, as_json, quiet):
+def deploy(bundle, target, offline, serial, trust_key, as_json, quiet):
     """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy.
 
     TARGET: local:DIR, ssh://user@host[:port][/home] (home defaults to /opt/edgectl)
@@ -138,7 +202,9 @@ def deploy(bundle, target, offline, serial, as_json, quiet):
     from edgectl import deploy as deployer
     from edgectl.targets import parse_target
 
-    result = deployer.deploy(bundle, parse_target(target), Progress(quiet).say, offline=offline, serial=serial)
+    result = deployer.deploy(
+        bundle, parse_target(target), Progress(quiet).say, offline=offline, serial=serial, trust_key=trust_key
+    )
     emit(result, as_json, _render_pairs)
 
 
@@ -223,6 +289,50 @@ def monitor(device, baud, duration, as_json):
 
 
 @cli.command()
+@click.argument("bundles_and_target", nargs=-1, required=True, metavar="BUNDLE... TARGET")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Sample file replayed on the board; a C-MAPSS test_FDxxx.txt with RUL_FDxxx.txt beside it "
+                   "is scored for accuracy.")  # fmt: skip
+@click.option("--profile", help="Check budgets against this board profile (default: inferred from the board).")
+@click.option("--warmup", type=int, help="Warm-up queries, not counted (default: the agent's, 100).")
+@click.option("--min-queries", type=int, help="Counted queries at least (default: 4096).")
+@click.option("--min-duration", type=float, help="Seconds of counted queries at least (default: 10).")
+@click.option("--out", default="out/bench", show_default=True, type=click.Path(file_okay=False),
+              help="Where to write bench.json, bench.md, bench.html and the board's raw results.")  # fmt: skip
+@click.option("--offline", is_flag=True, help="Deploying: ship the runtime wheels from this host.")
+@json_option
+@quiet_option
+def bench(bundles_and_target, data, profile, warmup, min_queries, min_duration, out, offline, as_json, quiet):
+    """Measure each BUNDLE on TARGET with the agent's bench mode: latency, memory, accuracy, budgets.
+
+    Deploys each bundle (or uses it where it is current), runs it on the board, and writes the
+    run record, a Markdown summary and a self-contained HTML report. Prints the summary (--json:
+    the record). Exit code 3 when a bundle fails a budget.
+    """
+    from edgectl import bench as bencher
+    from edgectl import bench_report
+    from edgectl.errors import EdgectlError
+    from edgectl.targets import parse_target
+
+    *bundles, target_text = bundles_and_target
+    if not bundles:
+        raise EdgectlError("give at least one BUNDLE and then the TARGET: edgectl bench BUNDLE... TARGET --data FILE")
+    for bundle in bundles:
+        if not Path(bundle).is_dir():
+            raise EdgectlError(f"{bundle}: no such bundle directory")
+    progress = Progress(quiet)
+    rules = {"warmup": warmup, "min_queries": min_queries, "min_duration_s": min_duration}
+    target = parse_target(target_text)
+    record, raw = bencher.run_bench(bundles, target, data, profile, rules, progress.say, offline)
+    text = bench_report.markdown(record)
+    paths = bencher.write_outputs(record, raw, out, text, bench_report.html(record))
+    progress.say(f"wrote {paths['bench.html']} and {paths['bench.json']}")
+    emit(record, as_json, lambda r: text)
+    if record["flags"]["over_budget"]:
+        sys.exit(3)
+
+
+@cli.command()
 @click.option("--data", type=click.Path(exists=True, file_okay=False), help="Real C-MAPSS files instead of synthetic.")
 @click.option("--subset", default="FD001", show_default=True)
 @click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
@@ -230,15 +340,74 @@ def monitor(device, baud, duration, as_json):
 @json_option
 @quiet_option
 def demo(data, subset, workdir, board, as_json, quiet):
-    """The main job end to end: data -> XGBoost and Conv1D bundles -> local board -> agent -> table."""
-    from edgectl import demo as demo_job
+    """The main job end to end: data -> XGBoost, Conv1D and cascade bundles -> local board -> agent -> table."""
+    from edgectl.recipes import cmapss as recipe
+    from edgectl.targets.local import LocalTarget
 
-    result = demo_job.run_demo(workdir, data, subset, board, progress=Progress(quiet))
-    emit(
-        result,
-        as_json,
-        lambda r: f"data: {r['data']}\nboard: {r['board']}\n\n" + table(r["models"], demo_job.DEMO_COLUMNS),
+    target = LocalTarget(board or Path(workdir) / "board")
+    result = recipe.run(
+        workdir, data, subset, target, recipe.DEMO_MODELS, recipe.DEMO_CASCADES, progress=Progress(quiet)
     )
+    emit(result, as_json, _render_recipe)
+
+
+@cli.group()
+def example():
+    """Recipes that reproduce the reference results: train, build, serve on a board, score the agent's records."""
+
+
+@example.command("cmapss")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), help="Real C-MAPSS files instead of synthetic.")
+@click.option("--subset", default="FD001", show_default=True, help="FD001..FD004 (FD002/FD004: six conditions).")
+@click.option("--target", help="Board to serve on (default: a local board in WORKDIR/board).")
+@click.option("--workdir", default="out/example-cmapss", show_default=True, type=click.Path(file_okay=False))
+@json_option
+@quiet_option
+def example_cmapss(data, subset, target, workdir, as_json, quiet):
+    """XGBoost, Conv1D INT8, attention INT8 and two cascades on C-MAPSS, split by engine unit: the table of
+    bundle size, F1 (all test windows and the last window per unit), p50/p99 latency and fast-path share."""
+    from edgectl.recipes import cmapss as recipe
+    from edgectl.targets import parse_target
+
+    board = parse_target(target) if target else None
+    result = recipe.run(workdir, data, subset, board, progress=Progress(quiet))
+    emit(result, as_json, _render_recipe)
+
+
+@example.command("secom")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), help="Directory of the UCI SECOM files.")
+@click.option("--model", "kind", default="xgboost", show_default=True, help="Tree model family.")
+@click.option("--target", help="Board to serve on (default: a local board in WORKDIR/board).")
+@click.option("--workdir", default="out/example-secom", show_default=True, type=click.Path(file_okay=False))
+@json_option
+@quiet_option
+def example_secom(data, kind, target, workdir, as_json, quiet):
+    """A tree model on UCI SECOM (secom.data, secom_labels.data; default: synthetic data of the same shape),
+    F1 by stratified 5-fold CV from the agent's records of each held-out fold."""
+    from edgectl.recipes import secom as recipe
+    from edgectl.targets import parse_target
+
+    board = parse_target(target) if target else None
+    result = recipe.run(workdir, data, board, kind, progress=Progress(quiet))
+    emit(result, as_json, _render_secom)
+
+
+def _render_secom(result):
+    from edgectl.recipes import secom as recipe
+
+    s = result["summary"]
+    return (
+        f"data: {result['data']}\nboard: {result['board']}\nmodel: {result['model']}\n\n"
+        + table(result["folds"], recipe.COLUMNS)
+        + f"\n\nF1 {s['f1_mean']:.3f} ± {s['f1_sd']:.3f} (min {s['f1_min']:.3f}, max {s['f1_max']:.3f}): {s['method']}"
+    )
+
+
+def _render_recipe(result):
+    from edgectl.recipes import cmapss as recipe
+
+    head = f"data: {result['data']} ({result['subset']})\nboard: {result['board']}\n\n"
+    return head + table(result["models"], recipe.COLUMNS)
 
 
 @cli.command()
@@ -260,6 +429,7 @@ def _render_inspect(info):
     head = [
         f"bundle     {info['bundle_id']}  (format {info['format_version']}, checksums {info['checksums']})",
         f"path       {info['path']}",
+        f"signature  {_signature_text(info.get('signature'))}",
         f"size       {info['bundle_bytes'] / 1024:.1f} KB in {info['files']} files"
         + (f", {info['archive_bytes'] / 1024:.1f} KB as .tar.gz" if info["archive_bytes"] else ""),
         f"window     {info['window']['length']} samples, stride {info['window']['stride']}, "
@@ -282,6 +452,8 @@ def _render_inspect(info):
     columns = [("name", "stage", ""), ("kind", "kind", ""), ("archs", "archs", ""), ("kb", "KB", ".1f"),
                ("threshold", "threshold", ".4f"), ("f1", "F1 (cv)", ".3f"), ("check", "build checks", "")]  # fmt: skip
     text = "\n".join(head) + "\n" + table(rows, columns)
+    if info.get("cascade"):
+        text += "\n\n" + _cascade_text(info["cascade"])
     if "budgets" in info:
         budget_columns = [("budget", "budget", ""), ("status", "status", ""), ("why", "", "")]
         text += f"\n\nbudgets of profile {info['budgets']['profile']}:\n" + table(
@@ -321,6 +493,25 @@ def _render_pairs(result):
         return "-" if value is None or value == "" else str(value)
 
     return "\n".join(f"{key:10} {text(value)}" for key, value in result.items())
+
+
+def _cascade_text(band):
+    cal = band.get("calibration", {})
+    text = f"cascade: stage 2 answers when stage 1's score is in [{band['low']:.4f}, {band['high']:.4f})"
+    if cal:
+        text += (
+            f"\n  calibrated on {cal['method']} ({cal['windows']} windows): {cal['escalation']:.1%} escalated, "
+            f"F1 {cal['f1']:.3f}; stage 1 alone {cal['f1_single']['stage1']:.3f}, "
+            f"stage 2 alone {cal['f1_single']['stage2']:.3f}\n  trade-off (escalation <= : best F1): "
+            + ", ".join(f"{p['max_escalation']:.0%}: {p['f1']:.3f}" for p in cal["curve"])
+        )
+    return text
+
+
+def _signature_text(signature):
+    if not signature or not signature["signed"]:
+        return "unsigned"
+    return f"signed by key {signature['key_id']} ({'valid' if signature['valid'] else 'INVALID'})"
 
 
 def _parity_text(parity):

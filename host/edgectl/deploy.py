@@ -12,23 +12,31 @@ from pathlib import Path
 from edge_agent.errors import BundleError
 from edge_agent.manifest import load_bundle
 from edgectl import board as boards
-from edgectl import runtime_env, service
+from edgectl import runtime_env, service, trust
 from edgectl.errors import EdgectlError
 from edgectl.targets import q, sh
 
 
-def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False):
-    """Deploy a bundle directory to a target; return what was done as a dict."""
+def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, trust_key=None):
+    """Deploy a bundle directory to a target; return what was done as a dict.
+
+    trust_key: a public key file to install on the board first; the bundle must be signed by it,
+    and from then on the board serves only bundles signed by a key it trusts.
+    """
     try:
         manifest = load_bundle(bundle_dir)
     except BundleError as exc:
         raise EdgectlError(f"refusing to deploy: {exc}") from None
+    new_key = trust.signed_by(bundle_dir, trust_key) if trust_key else None
     bundle_id = manifest["bundle_id"]
     board = boards.probe(target)
     boards.check_fits(board, manifest, target)
     if target.managed_env:
         needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
-        runtime_env.ensure(target, board, needs_tflite, offline, say, serial)
+        signed = new_key is not None or bool(trust.board_keys(target))
+        runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
+    if new_key is not None:
+        say(f"{target}: trusting key {trust.install_key(target, board, new_key)}")
     release = f"{target.home}/releases/{bundle_id}"
     reused = _agent(target, "verify", release).returncode == 0
     if not reused:
@@ -61,6 +69,7 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         "previous": previous,
         "reused": reused,
         "board": {k: board[k] for k in ("arch", "python", "glibc", "os")},
+        "trusted_keys": trust.board_keys(target),
         "health": health,
     }
 

@@ -42,9 +42,17 @@ def latency(records):
     return {
         "windows": len(preds),
         "latency_us": {step: percentiles([r["latency_us"][step] for r in preds]) for step in steps},
+        "mean_total_us": round(sum(r["latency_us"]["total"] for r in preds) / len(preds), 1) if preds else None,
         "rss_kb_max": max((r["rss_kb"] for r in records if "rss_kb" in r), default=None),
         "errors": sum(1 for r in records if r.get("type") == "error"),
     }
+
+
+def fast_path_share(records, manifest):
+    """Share of predictions answered by a compiled tree stage (the microsecond path)."""
+    trees = {s["name"] for s in manifest["stages"] if s["kind"] == "tree-lib"}
+    preds = predictions(records)
+    return sum(r["stage"] in trees for r in preds) / len(preds) if preds else None
 
 
 def scores_by_window(records):

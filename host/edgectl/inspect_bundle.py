@@ -4,6 +4,7 @@ from pathlib import Path
 
 from edge_agent.errors import BundleError
 from edge_agent.manifest import load_bundle
+from edge_agent.signature import describe_signature
 from edgectl.errors import EdgectlError
 
 
@@ -36,6 +37,7 @@ def summary(bundle_dir):
         "path": str(bundle_dir),
         "format_version": manifest["format_version"],
         "checksums": "ok",
+        "signature": describe_signature(bundle_dir),
         "files": len(manifest["files"]),
         "bundle_bytes": sum((bundle_dir / f).stat().st_size for f in manifest["files"]),
         "archive_bytes": archive.stat().st_size if archive.exists() else None,
@@ -43,4 +45,5 @@ def summary(bundle_dir):
         "features": len(manifest["features"]["names"]),
         "inputs": manifest["input"]["features"],
         "stages": stages,
+        "cascade": manifest.get("cascade"),
     }

@@ -19,9 +19,10 @@ from edgectl.targets import q, sh
 WHEEL_CACHE = Path.home() / ".cache" / "edgectl" / "wheels"
 
 
-def requirements(board, needs_tflite, serial=False):
+def requirements(board, needs_tflite, serial=False, signed=False):
     """(pip requirements, modules to import) for this board: LiteRT where it has wheels,
-    tflite-runtime with numpy<2 on armv7l, pyserial and cobs for a serial link."""
+    tflite-runtime with numpy<2 on armv7l, pyserial and cobs for a serial link, and
+    PyNaCl (the agent's Ed25519 verifier) on a board that trusts signing keys."""
     armhf = board["arch"] == "armv7l"
     reqs, modules = ["numpy<2" if armhf else "numpy"], ["numpy"]
     if needs_tflite:
@@ -30,12 +31,15 @@ def requirements(board, needs_tflite, serial=False):
     if serial:
         reqs += ["pyserial", "cobs"]
         modules += ["serial", "cobs"]
+    if signed:
+        reqs.append("pynacl")  # 5.4 MB installed on aarch64 with cffi; cryptography would take 17 MB
+        modules.append("nacl")
     return reqs, modules
 
 
-def ensure(target, board, needs_tflite, offline, say, serial=False):
+def ensure(target, board, needs_tflite, offline, say, serial=False, signed=False):
     """Make {home}/venv hold what the agent needs (reused when it already does) and ship the agent code."""
-    reqs, modules = requirements(board, needs_tflite, serial)
+    reqs, modules = requirements(board, needs_tflite, serial, signed)
     python = f"{target.home}/venv/bin/python"
     check = target.run([python, "-c", f"import {', '.join(modules)}"])
     if check.returncode != 0:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_agent.pipeline import window_set
 from edge_agent.preprocess import Preprocessor
 from edge_agent.samples import field_text
-from edge_agent.windows import WindowSet
 
 
 @dataclass
@@ -20,6 +20,7 @@ class Windows:
     stream: np.ndarray  # stream id of each window, as the agent names it
     t: np.ndarray  # time field of the window's last sample
     row: np.ndarray  # index of the row that completed the window
+    samples: np.ndarray  # (rows, F) float32, every row's preprocessed features (drift reference)
 
     def __len__(self):
         return len(self.row)
@@ -32,14 +33,16 @@ def make_windows(rows, spec, keep_raw=True):
     time_i = fields.index(spec["input"]["time_field"])
     cols = [fields.index(name) for name in spec["input"]["features"]]
     prep = Preprocessor(spec["preprocessing"], spec["input"]["features"])
+    setting_cols = [fields.index(name) for name in prep.setting_fields]
     win = spec["window"]
-    with_time = bool(spec["features"].get("time"))
-    windows = WindowSet(win["length"], win["stride"], len(cols), with_time, max_streams=1 << 30)
-    feats, raws, streams, times, index = [], [], [], [], []
+    windows = window_set(spec, max_streams=1 << 30)
+    feats, raws, streams, times, index, samples = [], [], [], [], [], []
     for i, row in enumerate(rows):
         stream = field_text(spec["input"]["stream_field"], row[stream_i], spec["input"])
         window = windows.get(stream)
-        if window.push(prep.apply(row[cols]), row[time_i]):
+        x = prep.apply(row[cols], row[setting_cols])
+        samples.append(x)
+        if window.push(x, row[time_i]):
             feats.append(window.features())
             if keep_raw:
                 raws.append(window.raw())
@@ -53,4 +56,5 @@ def make_windows(rows, spec, keep_raw=True):
         stream=np.array(streams),
         t=np.array(times),
         row=np.array(index, dtype=np.int64),
+        samples=np.array(samples, dtype=np.float32).reshape(-1, len(cols)),
     )

@@ -105,7 +105,8 @@ def test_a_bundle_whose_golden_scores_disagree_fails_its_self_test(xgb_build, tm
         (lambda m: m.update(format_version=99), "bundle format version 99"),
         (lambda m: m.pop("stages"), "missing field 'stages'"),
         (lambda m: m["files"].update({"../etc/passwd": "0" * 64}), "points outside the bundle"),
-        (lambda m: m["window"].update(length=1), "window.length"),
+        (lambda m: m["window"].update(length=0), "window.length"),
+        (lambda m: m["features"].update(kinds=["median"]), "features.kinds"),
     ],
 )
 def test_manifest_schema_errors_are_clear(xgb_build, tmp_path, change, message, agent):

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from edge_convert import bundle
+from edgectl import cascade
+from edgectl.errors import EdgectlError
 from edgectl.windowing import make_windows
 
 pytestmark = pytest.mark.slow
@@ -18,22 +20,44 @@ BAND = {"low": 0.05, "high": 0.6}
 
 
 @pytest.fixture(scope="module")
-def cascade_dir(xgb_build, conv1d_build, tmp_path_factory):
+def joined(xgb_build, conv1d_build, tmp_path_factory):
     out = tmp_path_factory.mktemp("cascade") / "bundle"
-    out.mkdir()
-    stages = []
-    for result in (xgb_build, conv1d_build):
-        stage = result.manifest["stages"][0]
-        shutil.copytree(result.bundle_dir / stage["name"], out / stage["name"])
-        stages.append(stage)
-    trees_golden = json.loads((xgb_build.bundle_dir / "golden.json").read_text())
-    conv_golden = json.loads((conv1d_build.bundle_dir / "golden.json").read_text())
-    assert trees_golden["lines"] == conv_golden["lines"]  # same data, same spec: same golden windows
-    for a, b in zip(trees_golden["windows"], conv_golden["windows"]):
-        a["scores"].update(b["scores"])
-    spec = {k: xgb_build.manifest[k] for k in ("input", "window", "preprocessing", "features", "label")}
-    bundle.write_bundle(out, "cascade", spec, stages, trees_golden, {"model": "cascade"}, cascade=BAND)
+    manifest, calibration = cascade.join(xgb_build, conv1d_build, out)
+    return out, manifest, calibration
+
+
+@pytest.fixture(scope="module")
+def cascade_dir(joined, xgb_build, conv1d_build, tmp_path_factory):
+    """The joined bundle with a band wide enough that routing is exercised whatever the calibration chose."""
+    out = tmp_path_factory.mktemp("cascade-wide") / "bundle"
+    spec = {k: xgb_build.manifest[k] for k in cascade.SPEC_KEYS}
+    stages = joined[1]["stages"]
+    for stage in stages:
+        shutil.copytree(joined[0] / stage["name"], out / stage["name"])
+    golden = json.loads((joined[0] / "golden.json").read_text())
+    bundle.write_bundle(out, "cascade", spec, stages, golden, {"model": "cascade"}, cascade=BAND)
     return out
+
+
+def test_the_band_is_calibrated_on_out_of_fold_training_windows_only(joined, xgb_build, conv1d_build, synthetic_splits):
+    train, test = synthetic_splits
+    _, manifest, calibration = joined
+    assert calibration["windows"] == len(make_windows(train.rows, xgb_build.manifest, keep_raw=False))
+    assert np.array_equal(xgb_build.y, conv1d_build.y)  # both stages scored the same training windows
+    again = cascade.calibrate(
+        xgb_build.y,
+        (xgb_build.oof, manifest["stages"][0]["threshold"]),
+        (conv1d_build.oof, manifest["stages"][1]["threshold"]),
+    )
+    assert (again["low"], again["high"]) == (manifest["cascade"]["low"], manifest["cascade"]["high"])
+    assert manifest["cascade"]["calibration"]["method"] == "out-of-fold scores of the training units"
+    best = max(calibration["f1_single"].values())
+    assert calibration["f1"] >= best - cascade.TOLERANCE
+
+
+def test_joining_two_tree_builds_is_refused(xgb_build, tmp_path):
+    with pytest.raises(EdgectlError, match="joins a tree model"):
+        cascade.join(xgb_build, xgb_build, tmp_path / "bad")
 
 
 def serve(bundle_dir, test_path, hide_tflite=False):

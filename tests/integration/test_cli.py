@@ -67,9 +67,13 @@ def test_demo_prints_a_table_per_model_from_the_agents_records(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     rows = {row["model"]: row for row in result["models"]}
-    assert set(rows) == {"xgboost", "conv1d"}
+    assert set(rows) == {"xgboost", "conv1d", "cascade-conv1d"}
     for row in rows.values():
         assert row["windows"] > 1000 and row["errors"] == 0
         assert row["f1"] > 0.7
         assert row["p99_us"] >= row["p50_us"] > 0 and row["rss_mb"] > 10 and row["model_kb"] > 1
+    assert rows["xgboost"]["fast_path"] == 1 and rows["conv1d"]["fast_path"] == 0
+    cascade = rows["cascade-conv1d"]
+    assert cascade["fast_path"] >= 0.6  # most windows never reach stage 2
+    assert cascade["model_kb"] == pytest.approx(rows["xgboost"]["model_kb"] + rows["conv1d"]["model_kb"])
     assert (tmp_path / "demo" / "board" / "current").is_symlink()

@@ -1,5 +1,9 @@
+import json
+import math
+
 import numpy as np
 import pytest
+from fuzzing import TIERS, mutated
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -92,3 +96,85 @@ def test_format_line_round_trips_exactly(unit, cycle, a, b, c):
     assert sample.stream == str(unit)
     assert sample.time == cycle
     assert sample.values.tolist() == [a, c]
+
+
+# Fuzzing: whatever the line, the parser gives a sample it can serve or a SampleError with a reason.
+
+REASONS = {"field-count", "bad-json", "missing-field", "bad-stream", "missing-value", "not-a-number", "not-finite"}
+PARSERS = [
+    parser(),
+    parser(imputable=["a", "c"]),
+    SampleParser(SPEC, imputable={"a": 0.0}, settings=("b",)),
+]
+
+odd_tokens = st.sampled_from(
+    ["", " ", "nan", "NaN", "inf", "-Infinity", "1e999", "-1e-999", "0x10", "1_0", "+", ".", "1e", "١٢", "\x00", "true"]
+)
+number_tokens = st.one_of(
+    st.integers().map(str),
+    st.floats().map(repr),
+    st.integers(10**300, 10**400).map(str),  # past the largest float
+    odd_tokens,
+    st.text(max_size=12),
+)
+csv_lines = st.tuples(st.lists(number_tokens, min_size=3, max_size=7), st.sampled_from([",", " ", "\t", ", "])).map(
+    lambda t: t[1].join(t[0])
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.integers(10**300, 10**400),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=8,
+)
+json_objects = st.dictionaries(st.sampled_from([*SPEC["fields"], "x", ""]), json_values, max_size=7).map(json.dumps)
+full_json_objects = st.fixed_dictionaries({name: json_values for name in SPEC["fields"]}).map(json.dumps)
+raw_json = st.one_of(
+    st.text(max_size=60).map(lambda t: "{" + t),
+    st.integers(1, 3000).map(lambda n: '{"unit": ' + "[" * n + "]" * n + "}"),  # deeper than the recursion limit
+    st.integers(4290, 4400).map(lambda n: '{"unit": 1, "cycle": ' + "9" * n + ', "a": 1, "c": 2}'),  # int digits limit
+)
+good_lines = st.tuples(st.integers(0, 10**6), st.integers(0, 10**6), finite, finite, finite).map(
+    lambda row: format_line(list(row), SPEC)
+)
+lines = st.one_of(
+    st.text(max_size=120),
+    csv_lines,
+    json_objects,
+    full_json_objects,
+    raw_json,
+    mutated(good_lines),
+    mutated(full_json_objects),
+)
+
+
+def check_line(p, line):
+    """The parser's contract: a Sample whose numbers the pipeline can use, or a SampleError with a known reason."""
+    try:
+        sample = p.parse(line.strip())
+    except SampleError as exc:
+        assert exc.reason in REASONS and str(exc)
+        return
+    assert isinstance(sample.stream, str) and sample.stream
+    assert math.isfinite(sample.time)
+    assert sample.values.shape == (2,) and not np.isinf(sample.values).any()
+    assert np.isfinite(sample.values[~p._may_be_missing]).all()
+    assert np.isfinite(sample.settings).all() and len(sample.settings) == len(p.settings)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_fuzz_any_line_is_a_sample_or_an_error_with_a_reason(fuzz, tier):
+    fuzz.run(tier, "sample parser", st.tuples(st.sampled_from(PARSERS), lines), lambda args: check_line(*args))
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('{"unit": 1, "cycle": ' + "9" * 5000 + ', "a": 1, "c": 2}', "bad-json"),
+        ('{"unit": ' + "[" * 50_000, "bad-json"),
+        ('{"unit": 1, "cycle": 1' + "0" * 400 + ', "a": 1, "c": 2}', "not-finite"),
+    ],
+)
+def test_json_past_the_parsers_limits_is_a_bad_line_not_a_crash(line, reason):
+    """Found by fuzzing: Python's int digit limit, its recursion limit and int -> float overflow."""
+    with pytest.raises(SampleError) as err:
+        parser().parse(line)
+    assert err.value.reason == reason

@@ -43,3 +43,11 @@ def test_window_set_is_bounded_and_evicts_the_least_recent_stream():
         windows.get(stream)
     assert list(windows.streams) == ["c", "a", "d"]
     assert windows.evicted == 1
+
+
+def test_a_one_sample_window_with_chosen_kinds_gives_the_sample_itself():
+    win = StreamWindow(1, 1, 3, kinds=("last",))
+    for x in ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]):
+        assert win.push(np.array(x))
+        np.testing.assert_array_equal(win.features(), x)
+    assert feature_names(["a", "b"], kinds=("mean", "last")) == ["a_mean", "a_last", "b_mean", "b_last"]

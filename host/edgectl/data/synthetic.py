@@ -63,3 +63,22 @@ def write_subset(out_dir, subset="FD001", n_train=60, n_test=40, n_conditions=1,
     cmapss.write_table(out_dir / f"test_{subset}.txt", test)
     (out_dir / f"RUL_{subset}.txt").write_text("".join(f"{int(r)} \n" for r in rul))
     return out_dir
+
+
+def interleaved(rows, concurrent, rng):
+    """A fleet's rows as one board would see them from `concurrent` engines at once: round robin, the first
+    engines joined mid-life, a new engine as soon as one fails; it ends while the fleet is still full, so
+    the mix of life stages stays as in training throughout (a stationary stream)."""
+    units = [rows[rows[:, 0] == u] for u in np.unique(rows[:, 0])]
+    active = {k: int(rng.integers(0, len(units[k]) - 1)) for k in range(min(concurrent, len(units)))}
+    following, out = len(active), []
+    while len(active) == concurrent:
+        for k in list(active):
+            out.append(units[k][active[k]])
+            active[k] += 1
+            if active[k] == len(units[k]):
+                del active[k]
+                if following < len(units):
+                    active[following] = 0
+                    following += 1
+    return np.array(out)

@@ -5,6 +5,7 @@ run(argv)             run a command there, return CompletedProcess (text)
 popen(argv, stdin)    start a command there with stdout piped back
 put_dir(src, dest)    copy a local directory to a path there
 agent_argv()          the command that starts edge-agent there
+trusted_keys_dir      where the board keeps the public keys its agent trusts
 """
 
 import re

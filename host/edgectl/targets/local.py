@@ -34,5 +34,10 @@ class LocalTarget:
     def put_dir(self, src, dest):
         shutil.copytree(src, dest)
 
+    @property
+    def trusted_keys_dir(self):
+        """The board directory's own trusted keys (a remote board's are in /etc/edge-agent/trusted_keys)."""
+        return f"{self.home}/trusted_keys"
+
     def agent_argv(self):
-        return [sys.executable, "-m", "edge_agent"]
+        return [sys.executable, "-m", "edge_agent", "--trusted-keys", self.trusted_keys_dir]

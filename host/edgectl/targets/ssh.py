@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from edge_agent.signature import DEFAULT_TRUSTED_KEYS
 from edgectl.errors import EdgectlError
 
 DEFAULT_HOME = "/opt/edgectl"
@@ -21,6 +22,7 @@ SSH_UNREACHABLE = 255  # ssh's own exit code for connection and auth failures
 
 class SshTarget:
     managed_env = True  # deploy creates the agent's venv and ships the agent code
+    trusted_keys_dir = DEFAULT_TRUSTED_KEYS  # where the agent (and its systemd unit) looks by default
 
     def __init__(self, text):
         if text.startswith("ssh://"):

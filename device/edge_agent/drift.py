@@ -1,0 +1,133 @@
+"""Drift on the board: PSI of every input feature over a rolling window of samples, and a Page-Hinkley
+test on the score, against reference statistics from training that the manifest carries.
+
+State is O(features x bins + window): a ring of each recent sample's bin per
+feature and the bin counts it keeps up to date. PSI is recomputed every
+`check_every` samples; a detector reports when it enters drift and when it
+clears, not on every sample.
+"""
+
+import numpy as np
+
+from edge_agent.errors import BundleError
+from edge_agent.telemetry import record
+
+BINS = 10
+PSI_THRESHOLD = 0.25  # the usual "significant shift" level
+PSI_WINDOW = 2000  # samples: several engines' lives, so a fleet's mix of life stages is in it
+CHECK_EVERY = 100
+PH_DELTA = 0.15  # mean score shift (probability units) the Page-Hinkley test tolerates: a fleet's mix of
+# life stages moves the mean score by up to ~0.1 over thousands of windows without any drift
+PH_LAMBDA = 200.0  # evidence needed: e.g. a 0.55 shift for 500 windows
+EPS = 1e-4  # empty bins: PSI is finite
+
+
+def reference(values, feature_names, scores, **settings):
+    """The manifest's "drift" section: decile edges of every preprocessed input feature (n, F) and the
+    proportion of training samples in each bin, the score's mean, and the detectors' settings."""
+    values = np.asarray(values, dtype=np.float64)
+    edges, probs = [], []
+    for column in values.T:
+        column = column[~np.isnan(column)]
+        cut = np.unique(np.quantile(column, np.linspace(0, 1, BINS + 1)[1:-1])) if len(column) else np.zeros(0)
+        counts = np.bincount(np.searchsorted(cut, column, side="right"), minlength=len(cut) + 1)
+        edges.append(cut.tolist())
+        probs.append((counts / max(1, counts.sum())).tolist())
+    return {
+        "features": list(feature_names),
+        "edges": edges,
+        "probs": probs,
+        "score_mean": float(np.mean(scores)),
+        "psi_threshold": settings.get("psi_threshold", PSI_THRESHOLD),
+        "psi_window": settings.get("psi_window", PSI_WINDOW),
+        "check_every": settings.get("check_every", CHECK_EVERY),
+        "ph_delta": settings.get("ph_delta", PH_DELTA),
+        "ph_lambda": settings.get("ph_lambda", PH_LAMBDA),
+    }
+
+
+def psi(expected, actual):
+    """Population stability index per row of two (F, bins) proportion arrays."""
+    e, a = np.maximum(expected, EPS), np.maximum(actual, EPS)
+    return np.sum((a - e) * np.log(a / e), axis=-1)
+
+
+class DriftMonitor:
+    """Feed it every preprocessed sample and every answered score; it returns drift records."""
+
+    def __init__(self, section):
+        try:
+            self.names = list(section["features"])
+            self.window = int(section["psi_window"])
+            self.every = int(section["check_every"])
+            self.threshold = float(section["psi_threshold"])
+            self.score_mean = float(section["score_mean"])
+            self.delta, self.lam = float(section["ph_delta"]), float(section["ph_lambda"])
+            widths = {len(e) for e in section["edges"]}
+            if len(section["edges"]) != len(self.names) or len(section["probs"]) != len(self.names):
+                raise ValueError("one set of edges and proportions per feature")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"manifest: the drift section is malformed ({exc})") from None
+        # Features may have fewer distinct deciles than BINS: pad them with +inf edges (empty bins).
+        width = max(widths | {0})
+        self.edges = np.full((len(self.names), width), np.inf)
+        self.expected = np.zeros((len(self.names), width + 1))
+        for i, (cut, p) in enumerate(zip(section["edges"], section["probs"])):
+            self.edges[i, : len(cut)] = cut
+            self.expected[i, : len(p)] = p
+        self.ring = np.zeros((self.window, len(self.names)), dtype=np.int16)
+        self.counts = np.zeros_like(self.expected)
+        self.rows = np.arange(len(self.names))
+        self.seen = 0
+        self.drifting = set()
+        self.ph_up = self.ph_down = 0.0  # Page-Hinkley cumulative sums, each kept >= 0
+        self.windows = 0
+
+    def observe(self, x):
+        """Add one preprocessed sample (F,); return a list of drift records (usually empty)."""
+        bins = (x[:, None] >= self.edges).sum(axis=1)  # NaN lands in bin 0, like the smallest values
+        slot = self.seen % self.window
+        if self.seen >= self.window:
+            self.counts[self.rows, self.ring[slot]] -= 1
+        self.ring[slot] = bins
+        self.counts[self.rows, bins] += 1
+        self.seen += 1
+        if self.seen < self.window or self.seen % self.every:
+            return []
+        return self._check_psi()
+
+    def _check_psi(self):
+        values = psi(self.expected, self.counts / self.window)
+        over = {self.names[i]: round(float(values[i]), 4) for i in np.flatnonzero(values > self.threshold)}
+        # Hysteresis: a feature clears only below half the threshold, so one noisy check cannot flap.
+        cleared = {n for n in self.drifting if values[self.names.index(n)] < self.threshold / 2}
+        started = set(over) - self.drifting
+        out = []
+        if started:
+            self.drifting |= started
+            out.append(self._record("psi", "drift", features={n: over[n] for n in sorted(started)}))
+        if cleared:
+            self.drifting -= cleared
+            out.append(self._record("psi", "cleared", features=sorted(cleared)))
+        return out
+
+    def score(self, value):
+        """Add one answered score; a Page-Hinkley alarm (mean up or down by more than delta) as a record."""
+        self.windows += 1
+        d = value - self.score_mean
+        self.ph_up = max(0.0, self.ph_up + d - self.delta)
+        self.ph_down = max(0.0, self.ph_down - d - self.delta)
+        if max(self.ph_up, self.ph_down) <= self.lam:
+            return []
+        direction = "up" if self.ph_up > self.lam else "down"
+        self.ph_up = self.ph_down = 0.0  # start over: the next alarm needs fresh evidence
+        return [self._record("page-hinkley", "drift", direction=direction)]
+
+    def _record(self, detector, state, **fields):
+        settings = (
+            {"threshold": self.threshold, "window": self.window}
+            if detector == "psi"
+            else {"delta": self.delta, "lambda": self.lam}
+        )
+        return record("drift", detector=detector, state=state, samples=self.seen, windows=self.windows, **fields,
+                      **settings)  # fmt: skip

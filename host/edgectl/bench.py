@@ -1,0 +1,287 @@
+"""`edgectl bench`: measure bundles on a board with the agent's bench mode; one versioned run record.
+
+For each bundle: deploy it (or use it where it is already current), upload the
+sample file once, run `edge-agent bench` on the board, and bring its JSON back.
+The host adds what the board cannot know: accuracy against the replay's labels,
+the bundle's file sizes, the profile's budgets, and whether the run was throttled.
+"""
+
+import datetime
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from edge_agent import bench as agent_bench
+from edge_agent.manifest import sha256_file
+from edgectl import __version__, deploy, evaluate, inspect_bundle, profiles
+from edgectl.data import cmapss
+from edgectl.errors import EdgectlError
+from edgectl.targets import q, sh
+
+RECORD_FORMAT = "edgectl-bench"
+RECORD_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "bench-v1.schema.json"
+DEFAULT_RULES = {
+    "warmup": agent_bench.DEFAULT_WARMUP,
+    "min_queries": agent_bench.DEFAULT_MIN_QUERIES,
+    "min_duration_s": agent_bench.DEFAULT_MIN_DURATION_S,
+}
+
+
+def run_bench(bundles, target, data, profile=None, rules=None, say=lambda msg: None, offline=False):
+    """Bench every bundle on the target; return (run record, {bundle_id: the board's raw result}).
+
+    rules: warmup, min_queries, min_duration_s (None: the agent's defaults). offline: as for deploy.
+    """
+    rules = {**DEFAULT_RULES, **{k: v for k, v in (rules or {}).items() if v is not None}}
+    data = Path(data)
+    if not data.is_file():
+        raise EdgectlError(f"cannot read --data {data}: no such file")
+    infos = [inspect_bundle.summary(b) for b in bundles]  # verifies every bundle before touching the board
+    split, labels_note = labelled_split(data)
+    remote_data = upload_data(target, data, say)
+    results, raw = [], {}
+    for bundle_dir, info in zip(bundles, infos):
+        bundle_id = info["bundle_id"]
+        deployed = ensure_deployed(bundle_dir, bundle_id, target, say, offline)
+        say(f"{target}: benchmarking {bundle_id}")
+        board = run_on_board(target, f"{target.home}/releases/{bundle_id}", remote_data, rules, say)
+        raw[bundle_id] = board
+        results.append(bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile))
+    record = {
+        "format": RECORD_FORMAT,
+        "version": RECORD_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "edgectl_version": __version__,
+        "target": str(target),
+        "data": {
+            "path": str(data),
+            "bytes": data.stat().st_size,
+            "sha256": sha256_file(data),
+            "labels": labels_note,
+        },
+        "rules": rules,
+        "profile": profile,
+        "results": results,
+    }
+    record["flags"] = flags(results)
+    return record, raw
+
+
+def flags(results):
+    """The bundle ids a reader must not miss: throttled runs, failed budgets, degraded stages."""
+    return {
+        "throttled": [r["bundle_id"] for r in results if r["throttling"]["status"] == "throttled"],
+        "over_budget": [r["bundle_id"] for r in results if r["budgets"]["status"] == "fail"],
+        "degraded": [r["bundle_id"] for r in results if r["degraded"]],
+    }
+
+
+def labelled_split(path):
+    """(the C-MAPSS split the data file is, or None; what the labels are or why there are none).
+
+    test_FDxxx.txt takes its labels from RUL_FDxxx.txt beside it; train_FDxxx.txt from its own
+    run-to-failure rows.
+    """
+    name = path.name
+    if name.startswith("test_") and name.endswith(".txt"):
+        rul_path = path.with_name("RUL_" + name[len("test_") :])
+        if not rul_path.is_file():
+            return None, f"no labels: {rul_path.name} is not beside {name}"
+        rows = cmapss.read_table(path)
+        rul_end = [float(v) for v in rul_path.read_text().split()]
+        units = len(set(rows[:, 0].tolist()))
+        if len(rul_end) != units:
+            return None, f"no labels: {rul_path.name} has {len(rul_end)} values for {units} units in {name}"
+        return cmapss.Split(rows, cmapss.rul_from_end(rows, rul_end), path), f"labels from {rul_path.name}"
+    if name.startswith("train_") and name.endswith(".txt"):
+        rows = cmapss.read_table(path)
+        return cmapss.Split(rows, cmapss.rul_from_end(rows), path), f"labels from {name} (run to failure)"
+    return None, f"no labels: {name} is not a C-MAPSS test_FDxxx.txt or train_FDxxx.txt file"
+
+
+def upload_data(target, data, say):
+    """Put the sample file on the board once (keyed by its sha256); return its path there."""
+    remote_dir = f"{target.home}/bench/data-{sha256_file(data)[:16]}"
+    remote = f"{remote_dir}/{data.name}"
+    if target.run(["test", "-f", remote]).returncode == 0:
+        return remote
+    say(f"uploading {data.name} to {target}")
+    partial = f"{target.home}/bench/.partial-{Path(remote_dir).name}"
+    sh(target, f"mkdir -p {q(target.home)}/bench && rm -rf {q(partial)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(data, Path(tmp) / data.name)  # a copy, not a link: the ssh upload is a tar stream
+        target.put_dir(Path(tmp), partial)
+    sh(target, f"rm -rf {q(remote_dir)} && mv -T {q(partial)} {q(remote_dir)}")
+    return remote
+
+
+def ensure_deployed(bundle_dir, bundle_id, target, say, offline=False):
+    """Use the release when it is current, verifies and the agent there can bench; else deploy it."""
+    if deploy.current_release(target) == bundle_id:
+        agent = " ".join(map(q, target.agent_argv()))
+        release = q(f"{target.home}/releases/{bundle_id}")
+        check = target.run(["sh", "-c", f"{agent} verify --bundle {release} && {agent} bench --help"])
+        if check.returncode == 0:
+            say(f"{target}: {bundle_id} is current; benchmarking it as deployed")
+            return {"action": "already current"}
+    result = deploy.deploy(bundle_dir, target, say, offline=offline)
+    return {"action": "deployed", "reused_release": result["reused"]}
+
+
+def run_on_board(target, release, remote_data, rules, say):
+    """Run `edge-agent bench` on the board; relay its progress lines; return its JSON result."""
+    argv = [*target.agent_argv(), "bench", "--bundle", release, "--input", remote_data]
+    argv += ["--warmup", str(rules["warmup"]), "--min-queries", str(rules["min_queries"])]
+    argv += ["--min-duration", str(rules["min_duration_s"])]
+    proc = target.popen(argv, stdin=subprocess.DEVNULL)
+    messages = []
+
+    def relay():
+        for line in proc.stderr:
+            text = line.decode(errors="replace").rstrip()
+            messages.append(text)
+            if text.startswith("bench: "):
+                say(f"{target}: {text[len('bench: ') :]}")
+
+    reader = threading.Thread(target=relay, daemon=True)  # stderr beside stdout: neither pipe can fill up
+    reader.start()
+    out = proc.stdout.read()
+    proc.wait()
+    reader.join()
+    problems = [m for m in messages if not m.startswith("bench: ")]
+    if proc.returncode != 0:
+        detail = "\n".join(problems[-5:]) or f"exit code {proc.returncode}"
+        raise EdgectlError(f"{target}: edge-agent bench of {release} failed:\n{detail}")
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise EdgectlError(f"{target}: edge-agent bench of {release} printed no result")
+
+
+def bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile_name):
+    """One bundle's entry of the run record: the board's measurements plus accuracy, sizes, budgets."""
+    kinds = {s["name"]: s for s in info["stages"]}
+    stages = [
+        {**s, "kind": kinds[s["name"]]["kind"], "model_bytes": kinds[s["name"]]["model_bytes"]} for s in board["stages"]
+    ]
+    accuracy, accuracy_note = score(board, split, bundle_dir, labels_note)
+    profile, source = choose_profile(profile_name, board["board"], bundle_dir)
+    return {
+        "bundle_id": info["bundle_id"],
+        "bundle_path": str(bundle_dir),
+        "deploy": deployed,
+        "board": board["board"],
+        "thermal": board["thermal"],
+        "throttling": throttling(board["thermal"]),
+        "rules": board["rules"],
+        "latency_us": board["latency_us"],
+        "early_stopping": board["early_stopping"],
+        "stages": stages,
+        "init": board["init"],
+        "first_query_us": board["first_query_us"],
+        "memory": board["memory"],
+        "throughput": board["throughput"],
+        "errors": board["errors"],
+        "degraded": board["degraded"],
+        "sizes": {
+            "bundle_bytes": info["bundle_bytes"],
+            "archive_bytes": info["archive_bytes"],
+            "model_bytes": {s["name"]: s["model_bytes"] for s in info["stages"]},
+        },
+        "accuracy": accuracy,
+        "accuracy_note": accuracy_note,
+        "budgets": budgets(profile, source, info, board),
+        "cdf": board["cdf"],
+        "timeline": board["timeline"],
+        "monitor": board["monitor"],
+    }
+
+
+def score(board, split, bundle_dir, labels_note):
+    """F1, precision, recall of the board's predictions on the labelled replay, or (None, why not)."""
+    if split is None:
+        return None, labels_note
+    manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
+    lookup = evaluate.label_lookup(split, manifest["input"], manifest["label"]["horizon"])
+    p = board["predictions"]
+    records = [
+        {"type": "prediction", "stream": s, "t": t, "prediction": y}
+        for s, t, y in zip(p["stream"], p["t"], p["prediction"])
+    ]
+    try:
+        return evaluate.accuracy(records, lookup), labels_note
+    except KeyError as exc:
+        return None, f"no accuracy: window {exc.args[0]} has no label in {split.path.name}"
+
+
+def throttling(thermal):
+    """{"status": throttled | not throttled | unknown, "why"} from the flags before and after the run."""
+    before, after = thermal["before"]["throttled"], thermal["after"]["throttled"]
+    if before is None and after is None:
+        return {"status": "unknown", "why": "no throttling flags on this board (no vcgencmd, no get_throttled)"}
+    before, after = before or {"now": [], "since_boot": []}, after or {"now": [], "since_boot": []}
+    now = sorted(set(before["now"]) | set(after["now"]))
+    new = sorted(set(after["since_boot"]) - set(before["since_boot"]))
+    why = []
+    if now:
+        why.append(f"active: {', '.join(now)}")
+    if new:
+        why.append(f"occurred during the run: {', '.join(new)}")
+    if why:
+        return {"status": "throttled", "why": "; ".join(why)}
+    earlier = f" (since boot, before the run: {', '.join(before['since_boot'])})" if before["since_boot"] else ""
+    return {"status": "not throttled", "why": f"flags clear before and after{earlier}"}
+
+
+def choose_profile(name, board, bundle_dir):
+    """(profile or None, how it was chosen): --profile, else the one profile matching the board's
+    model and arch, else the one profile of the board's arch the bundle was built for."""
+    if name:
+        return profiles.get(name), "--profile"
+    every = profiles.load_all().values()
+    same_arch = [p for p in every if p["arch"] == board["arch"]]
+    model = board.get("model") or ""
+    by_model = [p for p in same_arch if model and _matches(model, p["board"])]
+    if len(by_model) == 1:
+        return by_model[0], f"inferred from the board model {model!r}"
+    manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
+    built = manifest.get("built_with", {}).get("profiles", [])
+    built_here = [p for p in same_arch if p["name"] in built]
+    if len(built_here) == 1:
+        return built_here[0], f"inferred: the bundle was built for it ({board['arch']})"
+    return None, f"none given and none inferred (board model {model or 'absent'}, arch {board['arch']})"
+
+
+def _matches(model, board_name):
+    """ "Raspberry Pi 4 Model B Rev 1.4" matches "Raspberry Pi 4 Model B (64-bit ...)"; not Pi 400 for Pi 4."""
+    name = board_name.split(" (")[0].split("/")[0].strip()
+    return model == name or model.startswith(name + " ")
+
+
+def budgets(profile, source, info, board):
+    """The profile's budgets against the board's peak RSS and p99 query latency."""
+    if profile is None:
+        return {"profile": None, "source": source, "status": "not checked", "checks": [], "notes": []}
+    measured = {"rss_kb": board["memory"]["peak_rss_kb"], "p99_us": board["latency_us"]["query"]["p99"]}
+    checks = profiles.check_budgets(profile, info, measured)
+    notes = []
+    if profile["arch"] != board["board"]["arch"]:
+        notes.append(f"profile {profile['name']} is for {profile['arch']}; this board is {board['board']['arch']}")
+    status = "fail" if any(c["status"] == "fail" for c in checks) else "pass"
+    return {"profile": profile["name"], "source": source, "status": status, "checks": checks, "notes": notes}
+
+
+def write_outputs(record, raw, out_dir, markdown_text, html_text):
+    """bench.json, bench.md, bench.html and board/<bundle_id>.json (with predictions) in out_dir."""
+    out_dir = Path(out_dir)
+    (out_dir / "board").mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out_dir / "bench.md").write_text(markdown_text + "\n")
+    (out_dir / "bench.html").write_text(html_text)
+    for bundle_id, result in raw.items():
+        (out_dir / "board" / f"{bundle_id}.json").write_text(json.dumps(result) + "\n")
+    return {name: str(out_dir / name) for name in ("bench.json", "bench.md", "bench.html")}

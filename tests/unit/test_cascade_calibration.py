@@ -1,0 +1,48 @@
+"""The cascade's band: the fewest escalations whose F1 stays within the tolerance of the better stage."""
+
+import itertools
+
+import numpy as np
+
+from edgectl.cascade import calibrate
+
+
+def scores(seed=0, n=3000):
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.12
+    weak = np.clip(y * 0.5 + rng.normal(0.25, 0.2, n), 0, 1)  # overlaps around its threshold
+    strong = np.clip(y * 0.8 + rng.normal(0.1, 0.08, n), 0, 1)
+    return y, weak, strong
+
+
+def cascade_f1(y, s1, t1, s2, t2, low, high):
+    band = (s1 >= low) & (s1 < high)
+    pred = np.where(band, s2 >= t2, s1 >= t1)
+    tp = np.sum(pred & y)
+    return 2 * tp / (2 * tp + np.sum(pred & ~y) + np.sum(~pred & y)), band.mean()
+
+
+def test_a_weak_fast_stage_escalates_its_uncertain_windows_and_keeps_the_strong_stages_f1():
+    y, weak, strong = scores()
+    got = calibrate(y, (weak, 0.5), (strong, 0.5), tolerance=0.005)
+    f1, escalated = cascade_f1(y, weak, 0.5, strong, 0.5, got["low"], got["high"])
+    assert got["f1"] == f1 and got["escalation"] == escalated  # what it reports is what the band does
+    assert f1 >= got["f1_single"]["stage2"] - 0.005 > got["f1_single"]["stage1"]
+    assert 0 < escalated < 0.6
+    assert got["curve"][-1]["f1"] >= got["curve"][0]["f1"] == got["f1_single"]["stage1"]
+
+
+def test_no_coarser_band_escalates_fewer_windows_within_the_tolerance():
+    y, weak, strong = scores(seed=1, n=800)
+    got = calibrate(y, (weak, 0.5), (strong, 0.5), tolerance=0.01)
+    target = max(got["f1_single"].values()) - 0.01
+    edges = np.quantile(weak, np.linspace(0, 1, 41))
+    for low, high in itertools.product(edges[edges <= 0.5], edges[edges >= 0.5]):
+        f1, escalated = cascade_f1(y, weak, 0.5, strong, 0.5, low, high)
+        assert not (f1 >= target and escalated < got["escalation"])
+
+
+def test_a_fast_stage_that_is_already_best_escalates_nothing():
+    y, weak, strong = scores(seed=2)
+    got = calibrate(y, (strong, 0.5), (weak, 0.5))
+    assert got["escalation"] == 0 and got["f1"] == got["f1_single"]["stage1"]
