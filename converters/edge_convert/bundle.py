@@ -5,10 +5,10 @@ import hashlib
 import json
 import platform
 import shutil
-import tarfile
 from pathlib import Path
 
-from edge_agent.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, write_manifest
+from edge_agent.manifest import FORMAT, FORMAT_VERSION, write_manifest
+from edge_convert.archive import pack
 
 GOLDEN_NAME = "golden.json"
 
@@ -45,23 +45,13 @@ def write_bundle(out_dir, name, spec, stages, golden, built_with, cascade=None):
     manifest = write_manifest(out_dir, manifest)
     manifest["bundle_id"] = f"{name}-{_content_hash(manifest)[:12]}"
     manifest = write_manifest(out_dir, manifest)
-    archive(out_dir)
+    pack(out_dir)
     return manifest
 
 
 def _content_hash(manifest):
     body = {k: v for k, v in manifest.items() if k not in ("bundle_id", "created")}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def archive(bundle_dir):
-    """Pack the bundle directory into <dir>.tar.gz beside it, with the bundle id as the top folder."""
-    bundle_dir = Path(bundle_dir)
-    bundle_id = json.loads((bundle_dir / MANIFEST_NAME).read_text())["bundle_id"]
-    target = bundle_dir.with_name(bundle_dir.name + ".tar.gz")
-    with tarfile.open(target, "w:gz") as tar:
-        tar.add(bundle_dir, arcname=bundle_id)
-    return target
 
 
 def copy_into(bundle_dir, src, rel):

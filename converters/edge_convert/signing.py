@@ -15,7 +15,7 @@ from edge_agent.errors import AgentError
 from edge_agent.manifest import SIGNATURE_NAME, load_bundle, read_manifest_bytes
 from edge_agent.signature import format_key, key_id, parse_key, signature_record
 from edge_convert import ConversionError
-from edge_convert.bundle import archive
+from edge_convert.archive import pack
 
 
 def generate_key(out):
@@ -78,5 +78,5 @@ def sign_bundle(bundle_dir, private_key):
     public = private_key.public_key().public_bytes_raw()
     record = signature_record(public, private_key.sign(raw))
     (bundle_dir / SIGNATURE_NAME).write_text(json.dumps(record, indent=2) + "\n")
-    archive(bundle_dir)
+    pack(bundle_dir)
     return record["key_id"]

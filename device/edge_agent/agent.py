@@ -46,17 +46,22 @@ def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS):
 
 
 def load_stages(bundle_dir, manifest):
-    """Every stage's runtime. In a cascade, a second stage that cannot load leaves the first to
-    answer alone (its records flagged degraded); a first stage that cannot load stops the agent."""
+    """Every stage's runtime. In a cascade, a stage that cannot load leaves the other to answer every
+    window alone (its records flagged degraded); a bundle with no stage that loads is refused."""
     stages, unavailable = [], {}
-    for i, spec in enumerate(manifest["stages"]):
+    for spec in manifest["stages"]:
         try:
             stages.append(load_stage(bundle_dir, spec))
         except AgentError as exc:
-            if i == 0 or not manifest.get("cascade"):
+            if not manifest.get("cascade"):
                 raise
             stages.append(None)
             unavailable[spec["name"]] = str(exc)
+    if not any(stages):
+        raise AgentError(
+            "no stage of the cascade can run on this board: "
+            + "; ".join(f"{name}: {why}" for name, why in unavailable.items())
+        )
     return stages, unavailable
 
 
@@ -92,13 +97,18 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
                         stats.add_prediction(rec)
                         write_record(out, rec)
                         if stats.windows % stats_every == 0:
-                            write_record(out, stats.snapshot(streams=len(pipeline.windows.streams), **extra_stats()))
+                            write_record(out, stats.snapshot(**_streams(pipeline), **extra_stats()))
                     continue
             stats.add_error(error.reason)
             write_record(out, record("error", line=number, reason=error.reason, message=str(error)))
     finally:
-        write_record(out, stats.snapshot(streams=len(pipeline.windows.streams), final=True, **extra_stats()))
+        write_record(out, stats.snapshot(**_streams(pipeline), final=True, **extra_stats()))
     return stats
+
+
+def _streams(pipeline):
+    """Streams with a window now, and how many were evicted to keep that number bounded."""
+    return {"streams": len(pipeline.windows.streams), "streams_evicted": pipeline.windows.evicted}
 
 
 def _write_events(pipeline, out):
@@ -205,9 +215,7 @@ STATE_EVERY_S = 5.0
 
 def save_state(state_dir, stats, pipeline, info, uptime):
     """Write the latest stats to state_dir/stats.json atomically."""
-    snapshot = stats.snapshot(
-        streams=len(pipeline.windows.streams), bundle_id=info["bundle_id"], uptime_s=round(uptime)
-    )
+    snapshot = stats.snapshot(**_streams(pipeline), bundle_id=info["bundle_id"], uptime_s=round(uptime))
     path = Path(state_dir) / "stats.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(snapshot))

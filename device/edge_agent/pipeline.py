@@ -47,13 +47,10 @@ class Pipeline:
         window = self._push(sample)
         if window is None:
             return None
-        spec, stage = self.specs[0], self.stages[0]
-        x = _stage_input(spec, window)
+        first = 0 if self.stages[0] is not None else 1  # a cascade whose stage 1 cannot run here
+        x = _stage_input(self.specs[first], window)
         t2 = time.perf_counter_ns()
-        score = stage.predict(x)
-        degraded = None
-        if self.cascade and self.cascade["low"] <= score < self.cascade["high"]:
-            spec, score, degraded = self._escalate(window, spec, score)
+        spec, score, degraded = self._answer(window, first, x)
         t3 = time.perf_counter_ns()
         if self.drift:
             self.events += self.drift.score(score)
@@ -79,6 +76,15 @@ class Pipeline:
         if degraded:
             rec["degraded"] = degraded
         return rec
+
+    def _answer(self, window, first, x):
+        """(spec of the answering stage, its score, why degraded or None); x is stage `first`'s input."""
+        spec, score = self.specs[first], self.stages[first].predict(x)
+        if first == 1:  # stage 1 could not load: stage 2 answers every window
+            return spec, score, f"stage {self.specs[0]['name']} unavailable"
+        if self.cascade and self.cascade["low"] <= score < self.cascade["high"]:
+            return self._escalate(window, spec, score)
+        return spec, score, None
 
     def _escalate(self, window, first_spec, first_score):
         """Stage 2's (spec, score, None); stage 1's answer and the reason when stage 2 cannot give one."""

@@ -46,11 +46,17 @@ class Stats:
         self.errors = Counter()
         self.by_stage = Counter()
         self.total_us = deque(maxlen=keep)
+        self.keep = keep
+        self.stage_us = {}  # stage -> recent per-window latencies of the windows it answered
 
     def add_prediction(self, rec):
         self.windows += 1
-        self.by_stage[rec["stage"]] += 1
-        self.total_us.append(rec["latency_us"]["total"])
+        stage, total = rec["stage"], rec["latency_us"]["total"]
+        self.by_stage[stage] += 1
+        self.total_us.append(total)
+        if stage not in self.stage_us:
+            self.stage_us[stage] = deque(maxlen=self.keep)
+        self.stage_us[stage].append(total)
 
     def add_error(self, reason):
         self.errors[reason] += 1
@@ -65,6 +71,7 @@ class Stats:
             errors_by_reason=dict(self.errors),
             windows_by_stage=dict(self.by_stage),
             latency_us=percentiles(self.total_us),
+            latency_us_by_stage={stage: percentiles(values) for stage, values in self.stage_us.items()},
             rss_kb=rss_kb(),
             **extra,
         )

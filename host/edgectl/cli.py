@@ -134,7 +134,7 @@ def _render_keygen(key):
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("bundle", type=click.Path(exists=True))
 @click.option("--profile", help="Check the bundle against this board profile's budgets.")
 @click.option(
     "--records",
@@ -143,10 +143,15 @@ def _render_keygen(key):
 )
 @json_option
 def inspect(bundle, profile, records, as_json):
-    """Verify a bundle's checksums and show its stages, sizes and build-time checks."""
+    """Verify a bundle's checksums and show its stages, sizes and build-time checks.
+
+    BUNDLE: a bundle directory, or its .tar.gz (unpacked safely into a temporary directory).
+    """
+    from edge_convert.archive import unpacked
     from edgectl import inspect_bundle
 
-    info = inspect_bundle.summary(bundle)
+    with unpacked(bundle) as bundle_dir:
+        info = inspect_bundle.summary(bundle_dir, source=bundle)
     if profile:
         from edgectl import evaluate, profiles
 
@@ -182,7 +187,7 @@ def list_profiles(as_json):
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("bundle", type=click.Path(exists=True))
 @click.argument("target")
 @click.option("--offline", is_flag=True, help="Ship the runtime wheels from this host; the board needs no index.")
 @click.option("--serial", is_flag=True, help="Also install pyserial and cobs: the agent talks over a UART.")
@@ -196,15 +201,18 @@ def list_profiles(as_json):
 def deploy(bundle, target, offline, serial, trust_key, as_json, quiet):
     """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy.
 
+    BUNDLE: a bundle directory, or its .tar.gz (unpacked safely into a temporary directory).
     TARGET: local:DIR, ssh://user@host[:port][/home] (home defaults to /opt/edgectl)
     or a host alias from ~/.ssh/config.
     """
+    from edge_convert.archive import unpacked
     from edgectl import deploy as deployer
     from edgectl.targets import parse_target
 
-    result = deployer.deploy(
-        bundle, parse_target(target), Progress(quiet).say, offline=offline, serial=serial, trust_key=trust_key
-    )
+    with unpacked(bundle) as bundle_dir:
+        result = deployer.deploy(
+            bundle_dir, parse_target(target), Progress(quiet).say, offline=offline, serial=serial, trust_key=trust_key
+        )
     emit(result, as_json, _render_pairs)
 
 

@@ -8,14 +8,18 @@ from edge_agent.signature import describe_signature
 from edgectl.errors import EdgectlError
 
 
-def summary(bundle_dir):
-    """Verify a bundle and describe it: stages, model file sizes, parity and INT8 reports."""
+def summary(bundle_dir, source=None):
+    """Verify a bundle and describe it: stages, model file sizes, parity and INT8 reports.
+
+    source: what the user named, when it is not bundle_dir: the .tar.gz that bundle_dir was unpacked from.
+    """
     bundle_dir = Path(bundle_dir)
+    source = Path(source or bundle_dir)
     try:
         manifest = load_bundle(bundle_dir)
     except BundleError as exc:
         raise EdgectlError(str(exc)) from None
-    archive = bundle_dir.with_name(bundle_dir.name + ".tar.gz")
+    archive = source if source.is_file() else bundle_dir.with_name(bundle_dir.name + ".tar.gz")
     stages = []
     for stage in manifest["stages"]:
         files = list(stage.get("libs", {}).values()) + ([stage["file"]] if "file" in stage else [])
@@ -34,7 +38,7 @@ def summary(bundle_dir):
         )
     return {
         "bundle_id": manifest["bundle_id"],
-        "path": str(bundle_dir),
+        "path": str(source),
         "format_version": manifest["format_version"],
         "checksums": "ok",
         "signature": describe_signature(bundle_dir),

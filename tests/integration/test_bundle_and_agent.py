@@ -128,3 +128,14 @@ def test_a_bundle_without_a_library_for_this_arch_is_refused(xgb_build, tmp_path
     proc = agent("selftest", "--bundle", str(copy))
     assert proc.returncode == 2
     assert "no tree library for this board's arch" in proc.stderr.decode()
+
+
+def test_a_flood_of_new_stream_ids_keeps_1024_windows_and_counts_the_evicted(xgb_build, synthetic_splits, agent):
+    _, test = synthetic_splits
+    row = test.path.read_text().splitlines()[0].split()
+    flood = "".join(" ".join([f"flood-{i}", *row[1:]]) + "\n" for i in range(20_000))
+    proc = agent("run", "--bundle", str(xgb_build.bundle_dir), "--input", "-", stdin=flood.encode())
+    assert proc.returncode == 0, proc.stderr
+    final = records(proc)[-1]
+    assert final["samples"] == 20_000 and final["errors"] == 0
+    assert final["streams"] == 1024 and final["streams_evicted"] == 20_000 - 1024

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from edge_agent.manifest import write_manifest
 from edge_convert import bundle
 from edgectl import cascade
 from edgectl.errors import EdgectlError
@@ -85,6 +86,10 @@ def test_windows_in_the_band_are_answered_by_stage_2_and_the_rest_by_stage_1(cas
     escalated = sum(r["stage"] == "conv1d" for r in preds)
     assert 0 < escalated < len(preds)
     assert records[-1]["windows_by_stage"] == {"xgboost": len(preds) - escalated, "conv1d": escalated}
+    by_stage = records[-1]["latency_us_by_stage"]
+    for stage in ("xgboost", "conv1d"):
+        mine = [r["latency_us"]["total"] for r in preds if r["stage"] == stage]
+        assert by_stage[stage]["p50"] == round(float(np.percentile(mine, 50)), 1)
     assert set(records[0]["self_test"]["max_abs_diff"]) == {"xgboost", "conv1d"}
     again = [r for r in serve(cascade_dir, test.path) if r["type"] == "prediction"]
     assert [(r["stage"], r["score"]) for r in again] == [(r["stage"], r["score"]) for r in preds]  # deterministic
@@ -101,3 +106,22 @@ def test_without_a_tflite_runtime_stage_1_answers_alone_and_says_so(cascade_dir,
     assert flagged and all(r["degraded"] == "stage conv1d unavailable" for r in flagged)
     scores = np.array([r["score"] for r in flagged])
     assert np.all((scores >= BAND["low"]) & (scores < BAND["high"]))
+
+
+def without_tree_library(bundle_dir, out):
+    """A copy whose tree stage has a library for another arch only, as on a board it was not built for."""
+    shutil.copytree(bundle_dir, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["stages"][0]["libs"] = {"riscv64": next(iter(manifest["stages"][0]["libs"].values()))}
+    write_manifest(out, manifest)
+    return out
+
+
+def test_a_cascade_whose_tree_library_cannot_load_answers_from_stage_2_and_says_so(
+    cascade_dir, tmp_path, synthetic_splits
+):
+    _, test = synthetic_splits
+    records = serve(without_tree_library(cascade_dir, tmp_path / "b"), test.path)
+    assert "no tree library for this board's arch" in records[0]["degraded"]["xgboost"]
+    preds = [r for r in records if r["type"] == "prediction"]
+    assert preds and all(r["stage"] == "conv1d" and r["degraded"] == "stage xgboost unavailable" for r in preds)

@@ -77,3 +77,21 @@ def test_demo_prints_a_table_per_model_from_the_agents_records(tmp_path):
     assert cascade["fast_path"] >= 0.6  # most windows never reach stage 2
     assert cascade["model_kb"] == pytest.approx(rows["xgboost"]["model_kb"] + rows["conv1d"]["model_kb"])
     assert (tmp_path / "demo" / "board" / "current").is_symlink()
+
+
+@pytest.mark.slow
+def test_build_cascade_writes_one_two_stage_bundle_with_its_calibration(tmp_path):
+    data = tmp_path / "data"
+    assert edgectl("synth", str(data), "--train-units", "20", "--test-units", "5", "--seed", "4").returncode == 0
+    out = tmp_path / "cascade"
+    proc = edgectl(
+        "build", "--data", str(data), "--model", "cascade", "--stage2", "conv1d", "--out", str(out), "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert [s["name"] for s in info["stages"]] == ["xgboost", "conv1d"]
+    band = info["cascade"]
+    assert band["low"] <= band["high"] and 0 <= band["calibration"]["escalation"] <= 1
+    assert [p["max_escalation"] for p in band["calibration"]["curve"]][-1] == 1.0
+    assert "cascade band" in proc.stderr  # the calibration is shown as the build goes
+    assert (tmp_path / "cascade.tar.gz").is_file()

@@ -208,3 +208,9 @@ def test_manifests_found_by_fuzzing_are_refused_with_a_bundle_error(tmp_path, ed
     edit(manifest)
     with pytest.raises(BundleError):
         load_bundle(bundle, raw=json.dumps(manifest).encode())
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"format": ' + b"9" * 5000 + b"}", b"\xff\xfe{}"])
+def test_manifest_bytes_past_pythons_json_limits_are_refused_with_a_bundle_error(tmp_path, raw):
+    with pytest.raises(BundleError, match="cannot read the manifest"):
+        load_bundle(small_bundle(tmp_path / "small"), raw=raw)

@@ -95,13 +95,19 @@ def check_decode(raw):
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_fuzz_any_byte_stream_gives_good_frames_and_counts_the_rest(fuzz, tier):
-    fuzz.run(tier, "frame decoder", st.tuples(st.lists(blocks, max_size=12), st.integers(1, 80)), check_stream)
+    fuzz.run(
+        tier, "frame decoder", st.tuples(st.lists(blocks, max_size=12), st.integers(1, 80)), check_stream, share=0.5
+    )
 
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_fuzz_decode_returns_a_frame_or_none(fuzz, tier):
     fuzz.run(
-        tier, "frame decoder", st.one_of(st.binary(max_size=300), mutated(encoded.map(lambda f: f[:-1]))), check_decode
+        tier,
+        "frame decoder",
+        st.one_of(st.binary(max_size=300), mutated(encoded.map(lambda f: f[:-1]))),
+        check_decode,
+        share=0.5,
     )
 
 
