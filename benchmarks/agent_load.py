@@ -200,7 +200,11 @@ def main():
     args = parser.parse_args()
     if bool(args.bundle) != bool(args.lines):
         parser.error("--bundle and --lines go together")
-    work = Path(tempfile.mkdtemp(prefix="edgectl-load-"))
+    with tempfile.TemporaryDirectory(prefix="edgectl-load-") as work:
+        return _run(args, Path(work))
+
+
+def _run(args, work):
     bundle, path = args.bundle, args.lines
     if not bundle:
         train, test = cmapss.load(synthetic.write_subset(work / "data", n_train=30, n_test=12, seed=3))

@@ -1,4 +1,5 @@
-"""Coverage-guided fuzz targets (atheris, libFuzzer) for the agent's input paths; run by tests/unit/test_atheris.py.
+"""Coverage-guided fuzz targets (atheris, libFuzzer) for the agent's input paths;
+run by tests/integration/test_atheris_fuzz.py.
 
     FUZZ_TARGET=samples|frames|manifest FUZZ_BUNDLE=DIR python tests/atheris_targets.py CORPUS -runs=N -seed=1
 

@@ -30,10 +30,13 @@ def generate_key(out):
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes_raw()
     # O_EXCL with mode 0600: the private key is never readable by others, not even for a moment.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(format_key("private", key.private_bytes_raw()))
-    public_path.write_text(format_key("public", public))
+    try:
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(format_key("private", key.private_bytes_raw()))
+        public_path.write_text(format_key("public", public))
+    except OSError as exc:
+        raise ConversionError(f"cannot write the key pair {out}.key/.pub: {exc.strerror}") from None
     return {"key_id": key_id(public), "private_key": str(private_path), "public_key": str(public_path)}
 
 

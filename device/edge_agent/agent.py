@@ -146,6 +146,7 @@ def run(
         link = SerialLink(source, journal_dir or Path(state_dir or ".") / "journal",
                           pipeline.windows.length, stream_of=_stream_key(pipeline))  # fmt: skip
         _rebuild_windows(pipeline, link.replay_lines())
+        pipeline.events.clear()  # drift and silence seen in the replay were reported before the restart
         src = link
     else:
         src = open_source(source)

@@ -29,7 +29,7 @@ def main(argv=None):
     p_run.add_argument("--state-dir", help="keep the latest stats in STATE_DIR/stats.json (the service)")
     p_run.add_argument(
         "--silent-after",
-        type=float,
+        type=_seconds,
         default=DEFAULT_SILENT_AFTER_S,
         metavar="SECONDS",
         help="flag a stream with no sample for this long (a 'stream' record; 0: never)",
@@ -85,6 +85,14 @@ _TRUSTED_HELP = (
     f"directory of trusted public keys (*.pub, default {DEFAULT_TRUSTED_KEYS}); "
     "with any there, only bundles signed by one of them are served"
 )
+
+
+def _seconds(text):
+    """An argparse type: a number of seconds, 0 or more."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more seconds")
+    return value
 
 
 def _stop(signum, frame):

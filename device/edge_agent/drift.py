@@ -63,6 +63,8 @@ class DriftMonitor:
             self.threshold = float(section["psi_threshold"])
             self.score_mean = float(section["score_mean"])
             self.delta, self.lam = float(section["ph_delta"]), float(section["ph_lambda"])
+            if self.window < 1 or self.every < 1 or self.threshold <= 0 or self.lam <= 0 or self.delta < 0:
+                raise ValueError("psi_window, check_every, psi_threshold and ph_lambda must be positive")
             widths = {len(e) for e in section["edges"]}
             if len(section["edges"]) != len(self.names) or len(section["probs"]) != len(self.names):
                 raise ValueError("one set of edges and proportions per feature")

@@ -38,8 +38,7 @@ def fit(train_values, feature_names, impute=True, settings=None, setting_names=(
     moments = [_moments(filled[which == k]) for k in range(len(conditions["centers"]))]
     conditions["center"] = [m[0].tolist() for m in moments]
     conditions["scale"] = [m[1].tolist() for m in moments]
-    center, scale = _moments(filled)
-    return dict(params, center=center.tolist(), scale=scale.tolist(), conditions=conditions)
+    return dict(params, conditions=conditions)
 
 
 def _moments(values):
@@ -57,6 +56,8 @@ def fit_conditions(settings, names):
     spread = np.where(spread < 1e-12, 1.0, spread)
     z = z_raw / spread
     total = float(((z - z.mean(axis=0)) ** 2).sum())
+    if total == 0:  # constant settings: one condition
+        return None
     rng = np.random.default_rng(0)
     for k in range(2, MAX_CONDITIONS + 1):
         centers = _kmeans(z, k, rng)

@@ -54,9 +54,9 @@ def trusted_keys(directory=DEFAULT_TRUSTED_KEYS):
     board that meant to require signatures must never fall back to accepting anything.
     """
     directory = Path(directory)
-    if not directory.exists():
-        return {}
     try:
+        if not directory.exists():
+            return {}
         paths = sorted(directory.glob("*.pub")) if directory.is_dir() else None
         if paths is None:
             raise AgentError(f"{directory}: the trusted keys path is not a directory")

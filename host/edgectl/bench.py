@@ -40,6 +40,8 @@ def run_bench(bundles, target, data, profile=None, rules=None, say=lambda msg: N
     data = Path(data)
     if not data.is_file():
         raise EdgectlError(f"cannot read --data {data}: no such file")
+    if profile is not None:
+        profiles.get(profile)  # an unknown profile fails now, not after every bundle was measured
     infos = [inspect_bundle.summary(b) for b in bundles]  # verifies every bundle before touching the board
     split, labels_note = labelled_split(data)
     remote_data = upload_data(target, data, say)
@@ -158,8 +160,23 @@ def run_on_board(target, release, remote_data, rules, say):
         raise EdgectlError(f"{target}: edge-agent bench of {release} failed:\n{detail}")
     for line in reversed(out.decode(errors="replace").splitlines()):
         if line.startswith("{"):
-            return json.loads(line)
+            return _board_result(line, target, release)
     raise EdgectlError(f"{target}: edge-agent bench of {release} printed no result")
+
+
+def _board_result(line, target, release):
+    """The board's bench result, if it is one this edgectl reads."""
+    try:
+        result = json.loads(line)
+    except json.JSONDecodeError:
+        raise EdgectlError(f"{target}: edge-agent bench of {release} printed a damaged result") from None
+    if (result.get("format"), result.get("version")) != (agent_bench.BENCH_FORMAT, agent_bench.BENCH_VERSION):
+        raise EdgectlError(
+            f"{target}: the agent there writes bench results {result.get('format')} version "
+            f"{result.get('version')}, this edgectl reads {agent_bench.BENCH_FORMAT} {agent_bench.BENCH_VERSION}; "
+            "deploy again to update it"
+        )
+    return result
 
 
 def bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile_name):

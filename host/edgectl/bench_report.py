@@ -25,7 +25,7 @@ def alerts(record):
             out.append(("over-budget", f"OVER BUDGET: {bid} on profile {r['budgets']['profile']}: {'; '.join(failed)}"))
         if r["degraded"]:
             why = "; ".join(f"{k}: {v}" for k, v in r["degraded"].items())
-            out.append(("degraded", f"DEGRADED: {bid}: stage 1 answered alone ({why})"))
+            out.append(("degraded", f"DEGRADED: {bid}: stage {', '.join(r['degraded'])} could not run ({why})"))
         if r["errors"]:
             bad = ", ".join(f"{n} {reason}" for reason, n in r["errors"].items())
             out.append(("note", f"bad input lines in {bid}'s run (skipped): {bad}"))

@@ -122,7 +122,7 @@ def build(split, kind, out_dir, window=30, stride=1, horizon=30, profiles=(), pr
 
 def check_kind(kind):
     if kind not in train.MODEL_KINDS:
-        raise EdgectlError(f"unknown model {kind!r}; choose one of {', '.join(train.MODEL_KINDS)}")
+        raise EdgectlError(f"unknown model {kind!r}; choose one of {', '.join(train.MODEL_KINDS)} or cascade")
 
 
 def build_stage(data, kind, out_dir, profiles=(), say=lambda msg: None, drift_settings=None):

@@ -80,15 +80,15 @@ def _f1(y, pred):
     return float(2 * tp / max(2 * tp + np.sum(pred & ~y) + np.sum(~pred & y), 1))
 
 
-def build(split, out_dir, second="conv1d", tolerance=TOLERANCE, profiles=(), progress=None, **window):
-    """Build XGBoost and `second` on a C-MAPSS training split and join them into a cascade at out_dir.
+def build(split, out_dir, stage2_kind="conv1d", tolerance=TOLERANCE, profiles=(), progress=None, **window):
+    """Build XGBoost and `stage2_kind` on a C-MAPSS training split and join them into a cascade at out_dir.
 
     window: window, stride, horizon as for edgectl.build.build. Returns (manifest, calibration).
     """
     say = progress or (lambda msg: None)
     with tempfile.TemporaryDirectory() as work:
         first = builder.build(split, "xgboost", Path(work) / "xgboost", profiles=profiles, progress=say, **window)
-        second = builder.build(split, second, Path(work) / second, progress=say, **window)
+        second = builder.build(split, stage2_kind, Path(work) / stage2_kind, progress=say, **window)
         return join(first, second, out_dir, tolerance, say)
 
 

@@ -52,7 +52,13 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress lin
 @click.option("--stride", default=1, show_default=True, help="Samples between windows.")
 @click.option("--horizon", default=30, show_default=True, help="Label: fails within this many cycles.")
 @click.option("--profile", "profile_names", multiple=True, help="Board profile to build for (repeatable).")
-@click.option("--stage2", default="conv1d", show_default=True, help="With --model cascade: conv1d or attention.")
+@click.option(
+    "--stage2",
+    default="conv1d",
+    show_default=True,
+    type=click.Choice(["conv1d", "attention"]),
+    help="With --model cascade: the model uncertain windows go to.",
+)
 @click.option(
     "--cascade-tolerance",
     default=0.005,
@@ -60,9 +66,19 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress lin
     help="With --model cascade: F1 the cascade may give up against the better single stage (out of fold).",
 )
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Sign the bundle with this private key.")
-@click.option("--drift-psi", default=0.25, show_default=True, help="PSI of an input feature that raises drift.")
 @click.option(
-    "--drift-window", default=2000, show_default=True, help="Samples in the rolling window PSI is taken over."
+    "--drift-psi",
+    default=0.25,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="PSI of an input feature that raises drift.",
+)
+@click.option(
+    "--drift-window",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Samples in the rolling window PSI is taken over.",
 )
 @json_option
 @quiet_option
@@ -313,10 +329,12 @@ def monitor(device, baud, duration, as_json):
 def bench(bundles_and_target, data, profile, warmup, min_queries, min_duration, out, offline, as_json, quiet):
     """Measure each BUNDLE on TARGET with the agent's bench mode: latency, memory, accuracy, budgets.
 
-    Deploys each bundle (or uses it where it is current), runs it on the board, and writes the
+    BUNDLE: a bundle directory, or its .tar.gz. Deploys each bundle (or uses it where it is current;
+    the last one measured stays current on the board), runs it on the board, and writes the
     run record, a Markdown summary and a self-contained HTML report. Prints the summary (--json:
     the record). Exit code 3 when a bundle fails a budget.
     """
+    from edge_convert.archive import unpacked
     from edgectl import bench as bencher
     from edgectl import bench_report
     from edgectl.errors import EdgectlError
@@ -325,13 +343,12 @@ def bench(bundles_and_target, data, profile, warmup, min_queries, min_duration, 
     *bundles, target_text = bundles_and_target
     if not bundles:
         raise EdgectlError("give at least one BUNDLE and then the TARGET: edgectl bench BUNDLE... TARGET --data FILE")
-    for bundle in bundles:
-        if not Path(bundle).is_dir():
-            raise EdgectlError(f"{bundle}: no such bundle directory")
     progress = Progress(quiet)
     rules = {"warmup": warmup, "min_queries": min_queries, "min_duration_s": min_duration}
     target = parse_target(target_text)
-    record, raw = bencher.run_bench(bundles, target, data, profile, rules, progress.say, offline)
+    with contextlib.ExitStack() as stack:  # archives stay unpacked until every bundle is measured
+        dirs = [stack.enter_context(unpacked(bundle)) for bundle in bundles]
+        record, raw = bencher.run_bench(dirs, target, data, profile, rules, progress.say, offline)
     text = bench_report.markdown(record)
     paths = bencher.write_outputs(record, raw, out, text, bench_report.html(record))
     progress.say(f"wrote {paths['bench.html']} and {paths['bench.json']}")
@@ -519,7 +536,9 @@ def _cascade_text(band):
 def _signature_text(signature):
     if not signature or not signature["signed"]:
         return "unsigned"
-    return f"signed by key {signature['key_id']} ({'valid' if signature['valid'] else 'INVALID'})"
+    # Checked against the key the signature file names, not against a key the board trusts.
+    matches = "matches that key" if signature["valid"] else "DOES NOT MATCH that key"
+    return f"signed by key {signature['key_id']} (signature {matches})"
 
 
 def _parity_text(parity):

@@ -35,8 +35,6 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
         signed = new_key is not None or bool(trust.board_keys(target))
         runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
-    if new_key is not None:
-        say(f"{target}: trusting key {trust.install_key(target, board, new_key)}")
     release = f"{target.home}/releases/{bundle_id}"
     reused = _agent(target, "verify", release).returncode == 0
     if not reused:
@@ -62,6 +60,9 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         else:
             outcome = "no previous release to roll back to"
         raise EdgectlError(f"{target}: bundle {bundle_id} did not come up healthy: {outcome}.\n{health['detail']}")
+    # Only now: a key trusted before the health check would leave a rollback to an unsigned release unservable.
+    if new_key is not None:
+        say(f"{target}: trusting key {trust.install_key(target, board, new_key)}")
     return {
         "target": str(target),
         "bundle_id": bundle_id,
@@ -80,6 +81,9 @@ def rollback(target, say=lambda msg: None):
     current, previous = current_release(target), release_link(target, "previous")
     if not previous:
         raise EdgectlError(f"{target}: no previous release to roll back to")
+    check = _agent(target, "verify", f"{target.home}/releases/{previous}")
+    if check.returncode != 0:  # e.g. an unsigned release on a board that has trusted a key since
+        raise EdgectlError(f"{target}: previous release {previous} would not serve here:\n{check.stderr.strip()}")
     switch(target, previous, keep_previous=True)
     say(f"{target}: current -> {previous} (was {current})")
     health = service.restart_and_check(target, board)

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from edge_agent.manifest import write_manifest
+from edge_agent.manifest import load_bundle, write_manifest
+from edge_agent.pipeline import Pipeline
 from edge_convert import bundle
 from edgectl import cascade
 from edgectl.errors import EdgectlError
@@ -125,3 +126,18 @@ def test_a_cascade_whose_tree_library_cannot_load_answers_from_stage_2_and_says_
     assert "no tree library for this board's arch" in records[0]["degraded"]["xgboost"]
     preds = [r for r in records if r["type"] == "prediction"]
     assert preds and all(r["stage"] == "conv1d" and r["degraded"] == "stage xgboost unavailable" for r in preds)
+
+
+def test_a_stage_2_that_fails_at_invoke_leaves_stage_1_to_answer_flagged(cascade_dir, synthetic_splits):
+    _, test = synthetic_splits
+    pipeline = Pipeline(cascade_dir, load_bundle(cascade_dir))
+    interpreter = pipeline.stages[1].interpreter
+    given = interpreter.get_input_details()[0]
+    # A real runtime fault: the input is resized under the loaded stage, so LiteRT refuses every later call.
+    interpreter.resize_tensor_input(given["index"], [2, *given["shape"][1:]])
+    preds = [rec for line in test.path.read_text().splitlines() if (rec := pipeline.handle(line.strip()))]
+    flagged = [r for r in preds if "degraded" in r]
+    assert flagged and all(r["stage"] == "xgboost" for r in preds)
+    assert all(r["degraded"].startswith("stage conv1d failed: ") for r in flagged)
+    assert all(BAND["low"] <= r["score"] < BAND["high"] for r in flagged)
+    assert len(flagged) < len(preds)  # windows outside the band never needed stage 2

@@ -137,7 +137,7 @@ def test_deploy_trust_key_then_only_signed_bundles_deploy(bundle, xgb_build, tmp
     signing.sign_bundle(signed, key)
     inspected = json.loads(edgectl("inspect", str(signed), "--json").stdout)
     assert inspected["signature"] == {"signed": True, "key_id": kid, "valid": True}
-    assert f"signed by key {kid} (valid)" in edgectl("inspect", str(signed)).stdout
+    assert f"signed by key {kid} (signature matches that key)" in edgectl("inspect", str(signed)).stdout
 
     board = tmp_path / "board"
     unsigned_first = edgectl("deploy", str(bundle), f"local:{board}", "--trust-key", public, "-q")

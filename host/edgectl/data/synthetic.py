@@ -70,6 +70,8 @@ def interleaved(rows, concurrent, rng):
     engines joined mid-life, a new engine as soon as one fails; it ends while the fleet is still full, so
     the mix of life stages stays as in training throughout (a stationary stream)."""
     units = [rows[rows[:, 0] == u] for u in np.unique(rows[:, 0])]
+    if len(units) <= concurrent:
+        raise ValueError(f"an interleaved fleet of {concurrent} engines needs more than {concurrent} units")
     active = {k: int(rng.integers(0, len(units[k]) - 1)) for k in range(min(concurrent, len(units)))}
     following, out = len(active), []
     while len(active) == concurrent:
