@@ -53,6 +53,12 @@ def test_user_errors_are_one_clean_line(args, message, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_drift_settings_out_of_range_are_refused_before_any_work(tmp_path):
+    proc = edgectl("build", "--out", str(tmp_path / "b"), "--drift-window", "0")
+    assert proc.returncode == 2 and "Invalid value for '--drift-window'" in proc.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_build_refuses_to_overwrite_a_directory_that_is_not_a_bundle(tmp_path, synthetic_dir):
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "notes.txt").write_text("keep me")

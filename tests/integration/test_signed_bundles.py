@@ -164,6 +164,25 @@ def test_deploy_trust_key_then_only_signed_bundles_deploy(bundle, xgb_build, tmp
     assert records[0]["signed_by"] == kid
 
 
+def test_rollback_refuses_a_previous_release_the_board_no_longer_trusts(bundle, tmp_path):
+    key, public, kid = make_key(tmp_path, "release")
+    signed = tmp_path / "signed"
+    shutil.copytree(bundle, signed)
+    signing.sign_bundle(signed, key)
+    unsigned = tmp_path / "unsigned"  # served before the board trusted any key, under another id
+    shutil.copytree(bundle, unsigned)
+    manifest = json.loads((unsigned / "manifest.json").read_text())
+    (unsigned / "manifest.json").write_text(json.dumps({**manifest, "bundle_id": "xgboost-unsigned"}))
+    board = tmp_path / "board"
+    target = parse_target(f"local:{board}")
+    deploy.deploy(unsigned, target)
+    assert deploy.deploy(signed, target, trust_key=public)["trusted_keys"] == [kid]
+    with pytest.raises(EdgectlError, match="previous release xgboost-unsigned would not serve here"):
+        deploy.rollback(target)
+    assert deploy.current_release(target) == manifest["bundle_id"]  # still the signed release
+    assert service.selftest_current(target).returncode == 0
+
+
 @pytest.mark.slow
 def test_build_sign_writes_a_signed_bundle_and_archive(tmp_path, synthetic_dir):
     key = json.loads(edgectl("keygen", "--out", str(tmp_path / "release"), "--json").stdout)
