@@ -43,7 +43,7 @@ def run_bench(bundles, target, data, profile=None, rules=None, say=lambda msg: N
     if profile is not None:
         profiles.get(profile)  # an unknown profile fails now, not after every bundle was measured
     infos = [inspect_bundle.summary(b) for b in bundles]  # verifies every bundle before touching the board
-    split, labels_note = labelled_split(data)
+    split, labels_note = cmapss.labelled(data)
     remote_data = upload_data(target, data, say)
     results, raw = [], {}
     for bundle_dir, info in zip(bundles, infos):
@@ -80,29 +80,6 @@ def flags(results):
         "over_budget": [r["bundle_id"] for r in results if r["budgets"]["status"] == "fail"],
         "degraded": [r["bundle_id"] for r in results if r["degraded"]],
     }
-
-
-def labelled_split(path):
-    """(the C-MAPSS split the data file is, or None; what the labels are or why there are none).
-
-    test_FDxxx.txt takes its labels from RUL_FDxxx.txt beside it; train_FDxxx.txt from its own
-    run-to-failure rows.
-    """
-    name = path.name
-    if name.startswith("test_") and name.endswith(".txt"):
-        rul_path = path.with_name("RUL_" + name[len("test_") :])
-        if not rul_path.is_file():
-            return None, f"no labels: {rul_path.name} is not beside {name}"
-        rows = cmapss.read_table(path)
-        rul_end = [float(v) for v in rul_path.read_text().split()]
-        units = len(set(rows[:, 0].tolist()))
-        if len(rul_end) != units:
-            return None, f"no labels: {rul_path.name} has {len(rul_end)} values for {units} units in {name}"
-        return cmapss.Split(rows, cmapss.rul_from_end(rows, rul_end), path), f"labels from {rul_path.name}"
-    if name.startswith("train_") and name.endswith(".txt"):
-        rows = cmapss.read_table(path)
-        return cmapss.Split(rows, cmapss.rul_from_end(rows), path), f"labels from {name} (run to failure)"
-    return None, f"no labels: {name} is not a C-MAPSS test_FDxxx.txt or train_FDxxx.txt file"
 
 
 def upload_data(target, data, say):
@@ -185,8 +162,10 @@ def bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile
     stages = [
         {**s, "kind": kinds[s["name"]]["kind"], "model_bytes": kinds[s["name"]]["model_bytes"]} for s in board["stages"]
     ]
-    accuracy, accuracy_note = score(board, split, bundle_dir, labels_note)
-    profile, source = choose_profile(profile_name, board["board"], bundle_dir)
+    manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
+    accuracy, accuracy_note = score(board, split, manifest, labels_note)
+    built_for = manifest.get("built_with", {}).get("profiles", [])
+    profile, source = profiles.for_board(profile_name, board["board"], built_for)
     return {
         "bundle_id": info["bundle_id"],
         "bundle_path": str(bundle_dir),
@@ -218,11 +197,10 @@ def bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile
     }
 
 
-def score(board, split, bundle_dir, labels_note):
+def score(board, split, manifest, labels_note):
     """F1, precision, recall of the board's predictions on the labelled replay, or (None, why not)."""
     if split is None:
         return None, labels_note
-    manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
     lookup = evaluate.label_lookup(split, manifest["input"], manifest["label"]["horizon"])
     p = board["predictions"]
     records = [
@@ -252,31 +230,6 @@ def throttling(thermal):
         return {"status": "throttled", "why": "; ".join(why)}
     earlier = f" (since boot, before the run: {', '.join(before['since_boot'])})" if before["since_boot"] else ""
     return {"status": "not throttled", "why": f"flags clear before and after{earlier}"}
-
-
-def choose_profile(name, board, bundle_dir):
-    """(profile or None, how it was chosen): --profile, else the one profile matching the board's
-    model and arch, else the one profile of the board's arch the bundle was built for."""
-    if name:
-        return profiles.get(name), "--profile"
-    every = profiles.load_all().values()
-    same_arch = [p for p in every if p["arch"] == board["arch"]]
-    model = board.get("model") or ""
-    by_model = [p for p in same_arch if model and _matches(model, p["board"])]
-    if len(by_model) == 1:
-        return by_model[0], f"inferred from the board model {model!r}"
-    manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
-    built = manifest.get("built_with", {}).get("profiles", [])
-    built_here = [p for p in same_arch if p["name"] in built]
-    if len(built_here) == 1:
-        return built_here[0], f"inferred: the bundle was built for it ({board['arch']})"
-    return None, f"none given and none inferred (board model {model or 'absent'}, arch {board['arch']})"
-
-
-def _matches(model, board_name):
-    """ "Raspberry Pi 4 Model B Rev 1.4" matches "Raspberry Pi 4 Model B (64-bit ...)"; not Pi 400 for Pi 4."""
-    name = board_name.split(" (")[0].split("/")[0].strip()
-    return model == name or model.startswith(name + " ")
 
 
 def budgets(profile, source, info, board):

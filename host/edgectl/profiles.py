@@ -93,3 +93,26 @@ def _check(name, limit, value, unit):
         return {"budget": name, "limit": limit, "value": None, "status": "not measured", "why": "no measurement given"}
     ok = value <= limit
     return _row(name, limit, ok, f"{value:.2f} {unit} {'<=' if ok else '>'} {limit} {unit}", round(value, 3))
+
+
+def for_board(name, board, built_for=()):
+    """(profile or None, how it was chosen): the named one, else the one profile matching the board's
+    model and arch, else the one profile of the board's arch among those the bundle was built for."""
+    if name:
+        return get(name), "--profile"
+    every = load_all().values()
+    same_arch = [p for p in every if p["arch"] == board["arch"]]
+    model = board.get("model") or ""
+    by_model = [p for p in same_arch if model and matches_model(model, p["board"])]
+    if len(by_model) == 1:
+        return by_model[0], f"inferred from the board model {model!r}"
+    built_here = [p for p in same_arch if p["name"] in built_for]
+    if len(built_here) == 1:
+        return built_here[0], f"inferred: the bundle was built for it ({board['arch']})"
+    return None, f"none given and none inferred (board model {model or 'absent'}, arch {board['arch']})"
+
+
+def matches_model(model, board_name):
+    """ "Raspberry Pi 4 Model B Rev 1.4" matches "Raspberry Pi 4 Model B (64-bit ...)"; not Pi 400 for Pi 4."""
+    name = board_name.split(" (")[0].split("/")[0].strip()
+    return model == name or model.startswith(name + " ")

@@ -3,11 +3,10 @@
 aarch64 streaming the FD001 test set, predictions equal to the host's."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli import edgectl
 
 from edge_agent.runtimes.litert import TFLiteStage
 from edgectl import build, deploy, evaluate, runner
@@ -18,8 +17,8 @@ from edgectl.windowing import make_windows
 pytestmark = [pytest.mark.slow, pytest.mark.arm64, pytest.mark.realdata]
 
 
-def edgectl(*args):
-    proc = subprocess.run([sys.executable, "-m", "edgectl.cli", *args], capture_output=True, text=True, timeout=3600)
+def edgectl_json(*args):
+    proc = edgectl(*args, timeout=3600)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -44,10 +43,10 @@ def agent_scores(records, windows):
 
 def test_tree_bundle_cross_built_for_rpi4_serves_fd001_on_aarch64(target, fd001, fd001_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("rpi4") / "xgboost"
-    info = edgectl("build", "--data", str(fd001_dir), "--profile", "rpi4", "--out", str(out), "--json", "-q")
+    info = edgectl_json("build", "--data", str(fd001_dir), "--profile", "rpi4", "--out", str(out), "--json", "-q")
     parity = info["stages"][0]["parity"]
     assert parity["aarch64"]["status"] == "ok" and parity["aarch64"]["max_abs_diff"] <= 1e-6
-    result = edgectl("deploy", str(out), str(target), "--offline", "--serial", "--json", "-q")
+    result = edgectl_json("deploy", str(out), str(target), "--offline", "--serial", "--json", "-q")
     assert result["board"]["arch"] == "aarch64" and result["health"]["healthy"]
     assert target.run([target.agent_python, "-c", "import numpy, serial, cobs"]).returncode == 0
 

@@ -7,10 +7,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 from boards.arm64 import CPUINFO_A72
+from cli import edgectl
 from conftest import ROOT, missing
 
 from edge_convert import bundle
@@ -19,16 +19,6 @@ from edgectl.targets import parse_target
 
 QUICK = ["--warmup", "20", "--min-queries", "300", "--min-duration", "0.3"]
 QUICK_RULES = {"warmup": 20, "min_queries": 300, "min_duration_s": 0.3}
-
-
-def edgectl(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "edgectl.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def validate(record):

@@ -6,11 +6,10 @@ A refusal names the archive and the member, and happens before anything is writt
 import gzip
 import io
 import json
-import subprocess
-import sys
 import tarfile
 
 import pytest
+from cli import edgectl
 
 from edge_agent.errors import BundleError
 from edge_agent.manifest import load_bundle
@@ -141,10 +140,6 @@ def test_a_built_archive_unpacks_to_the_same_bundle_and_the_temporary_copy_goes(
     assert not bundle.exists()
     with unpacked(xgb_build.bundle_dir) as same:
         assert same == xgb_build.bundle_dir
-
-
-def edgectl(*args):
-    return subprocess.run([sys.executable, "-m", "edgectl.cli", *args], capture_output=True, text=True, timeout=600)
 
 
 def test_inspect_and_deploy_take_an_archive(xgb_build, tmp_path):

@@ -1,16 +1,9 @@
 """The `edgectl` command line as a user runs it: real subprocesses, --json twins, clean errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
-
-
-def edgectl(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "edgectl.cli", *args], capture_output=True, text=True, timeout=600, cwd=cwd
-    )
+from cli import edgectl
 
 
 def test_inspect_deploy_run_with_json(xgb_build, synthetic_splits, tmp_path):

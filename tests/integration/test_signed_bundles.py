@@ -4,21 +4,16 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tarfile
 
 import pytest
+from cli import edgectl
 
 from edge_agent.manifest import SIGNATURE_NAME
 from edge_convert import ConversionError, signing
 from edgectl import deploy, runner, service
 from edgectl.errors import EdgectlError
 from edgectl.targets import parse_target
-
-
-def edgectl(*args):
-    return subprocess.run([sys.executable, "-m", "edgectl.cli", *args], capture_output=True, text=True, timeout=600)
 
 
 def make_key(tmp_path, name):

@@ -9,7 +9,8 @@ import pytest
 from boards.arm64 import CPUINFO_A72
 
 from edge_agent import bench, boardinfo
-from edgectl.bench import _matches, throttling
+from edgectl.bench import throttling
+from edgectl.profiles import matches_model
 
 
 def loadgen_discard(n, p=Fraction(9, 10), c=Fraction(99, 100)):
@@ -112,4 +113,4 @@ def test_board_identity_reads_the_fake_tree_and_reports_absent_sources(tmp_path,
     ],
 )
 def test_a_board_model_picks_its_profile(model, board, match):
-    assert _matches(model, board) is match
+    assert matches_model(model, board) is match

@@ -93,3 +93,26 @@ def write_table(path, rows):
         for row in rows:
             head = f"{int(row[0])} {int(row[1])}"
             f.write(head + " " + " ".join(f"{v:.4f}" for v in row[2:]) + "  \n")
+
+
+def labelled(path):
+    """(the C-MAPSS split the data file is, or None; what the labels are or why there are none).
+
+    test_FDxxx.txt takes its labels from RUL_FDxxx.txt beside it; train_FDxxx.txt from its own
+    run-to-failure rows.
+    """
+    name = path.name
+    if name.startswith("test_") and name.endswith(".txt"):
+        rul_path = path.with_name("RUL_" + name[len("test_") :])
+        if not rul_path.is_file():
+            return None, f"no labels: {rul_path.name} is not beside {name}"
+        rows = read_table(path)
+        rul_end = [float(v) for v in rul_path.read_text().split()]
+        units = len(set(rows[:, 0].tolist()))
+        if len(rul_end) != units:
+            return None, f"no labels: {rul_path.name} has {len(rul_end)} values for {units} units in {name}"
+        return Split(rows, rul_from_end(rows, rul_end), path), f"labels from {rul_path.name}"
+    if name.startswith("train_") and name.endswith(".txt"):
+        rows = read_table(path)
+        return Split(rows, rul_from_end(rows), path), f"labels from {name} (run to failure)"
+    return None, f"no labels: {name} is not a C-MAPSS test_FDxxx.txt or train_FDxxx.txt file"
