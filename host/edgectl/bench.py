@@ -48,7 +48,7 @@ def run_bench(bundles, target, data, profile=None, rules=None, say=lambda msg: N
     results, raw = [], {}
     for bundle_dir, info in zip(bundles, infos):
         bundle_id = info["bundle_id"]
-        deployed = ensure_deployed(bundle_dir, bundle_id, target, say, offline)
+        deployed = ensure_release(bundle_dir, target, say, offline)
         say(f"{target}: benchmarking {bundle_id}")
         board = run_on_board(target, f"{target.home}/releases/{bundle_id}", remote_data, rules, say)
         raw[bundle_id] = board
@@ -98,17 +98,11 @@ def upload_data(target, data, say):
     return remote
 
 
-def ensure_deployed(bundle_dir, bundle_id, target, say, offline=False):
-    """Use the release when it is current, verifies and the agent there can bench; else deploy it."""
-    if deploy.current_release(target) == bundle_id:
-        agent = " ".join(map(q, target.agent_argv()))
-        release = q(f"{target.home}/releases/{bundle_id}")
-        check = target.run(["sh", "-c", f"{agent} verify --bundle {release} && {agent} bench --help"])
-        if check.returncode == 0:
-            say(f"{target}: {bundle_id} is current; benchmarking it as deployed")
-            return {"action": "already current"}
-    result = deploy.deploy(bundle_dir, target, say, offline=offline)
-    return {"action": "deployed", "reused_release": result["reused"]}
+def ensure_release(bundle_dir, target, say, offline=False):
+    """Upload and verify the bundle as a release on the board (or reuse one that verifies) without
+    switching `current`: benchmarking never changes what the board serves."""
+    staged = deploy.stage_release(bundle_dir, target, say, offline=offline)
+    return {"action": "reused release" if staged["reused"] else "uploaded", "current": deploy.current_release(target)}
 
 
 def run_on_board(target, release, remote_data, rules, say):

@@ -329,8 +329,8 @@ def monitor(device, baud, duration, as_json):
 def bench(bundles_and_target, data, profile, warmup, min_queries, min_duration, out, offline, as_json, quiet):
     """Measure each BUNDLE on TARGET with the agent's bench mode: latency, memory, accuracy, budgets.
 
-    BUNDLE: a bundle directory, or its .tar.gz. Deploys each bundle (or uses it where it is current;
-    the last one measured stays current on the board), runs it on the board, and writes the
+    BUNDLE: a bundle directory, or its .tar.gz. Uploads each bundle as a release beside what the
+    board serves (`current` is never switched), runs it there, and writes the
     run record, a Markdown summary and a self-contained HTML report. Prints the summary (--json:
     the record). Exit code 3 when a bundle fails a budget.
     """

@@ -23,29 +23,9 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
     trust_key: a public key file to install on the board first; the bundle must be signed by it,
     and from then on the board serves only bundles signed by a key it trusts.
     """
-    try:
-        manifest = load_bundle(bundle_dir)
-    except BundleError as exc:
-        raise EdgectlError(f"refusing to deploy: {exc}") from None
     new_key = trust.signed_by(bundle_dir, trust_key) if trust_key else None
-    bundle_id = manifest["bundle_id"]
-    board = boards.probe(target)
-    boards.check_fits(board, manifest, target)
-    if target.managed_env:
-        needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
-        signed = new_key is not None or bool(trust.board_keys(target))
-        runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
-    release = f"{target.home}/releases/{bundle_id}"
-    reused = _agent(target, "verify", release).returncode == 0
-    if not reused:
-        partial = f"{target.home}/releases/.partial-{bundle_id}"
-        sh(target, f"mkdir -p {q(target.home)}/releases && rm -rf {q(partial)} {q(release)}")
-        say(f"uploading {bundle_id} to {target}")
-        target.put_dir(Path(bundle_dir), partial)
-        sh(target, f"mv -T {q(partial)} {q(release)}")
-        check = _agent(target, "verify", release)
-        if check.returncode != 0:
-            raise EdgectlError(f"{target}: the uploaded bundle does not verify on the board:\n{check.stderr.strip()}")
+    staged = stage_release(bundle_dir, target, say, offline, serial, signed=new_key is not None)
+    board, bundle_id, release, reused = staged["board"], staged["bundle_id"], staged["release"], staged["reused"]
     service.install(target, board)
     previous, before = current_release(target), release_link(target, "previous")
     switch(target, bundle_id, keep_previous=previous != bundle_id)
@@ -73,6 +53,37 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         "trusted_keys": trust.board_keys(target),
         "health": health,
     }
+
+
+def stage_release(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, signed=False):
+    """Everything before the switch: check the board can run the bundle, set up its runtime, upload the
+    release (or reuse one that verifies) and verify it there. `current` is not touched.
+
+    Returns {"board", "bundle_id", "release", "reused"}.
+    """
+    try:
+        manifest = load_bundle(bundle_dir)
+    except BundleError as exc:
+        raise EdgectlError(f"refusing to deploy: {exc}") from None
+    bundle_id = manifest["bundle_id"]
+    board = boards.probe(target)
+    boards.check_fits(board, manifest, target)
+    if target.managed_env:
+        needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
+        signed = signed or bool(trust.board_keys(target))
+        runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
+    release = f"{target.home}/releases/{bundle_id}"
+    reused = _agent(target, "verify", release).returncode == 0
+    if not reused:
+        partial = f"{target.home}/releases/.partial-{bundle_id}"
+        sh(target, f"mkdir -p {q(target.home)}/releases && rm -rf {q(partial)} {q(release)}")
+        say(f"uploading {bundle_id} to {target}")
+        target.put_dir(Path(bundle_dir), partial)
+        sh(target, f"mv -T {q(partial)} {q(release)}")
+        check = _agent(target, "verify", release)
+        if check.returncode != 0:
+            raise EdgectlError(f"{target}: the uploaded bundle does not verify on the board:\n{check.stderr.strip()}")
+    return {"board": board, "bundle_id": bundle_id, "release": release, "reused": reused}
 
 
 def rollback(target, say=lambda msg: None):

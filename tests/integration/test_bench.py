@@ -85,7 +85,8 @@ def test_bench_on_the_local_board_agrees_with_the_agent_and_reports_in_three_for
     validate(record)
     assert record == json.loads((out / "bench.json").read_text())
     (r,) = record["results"]
-    assert r["bundle_id"] == xgb_build.manifest["bundle_id"] and r["deploy"]["action"] == "deployed"
+    assert r["bundle_id"] == xgb_build.manifest["bundle_id"] and r["deploy"] == {"action": "uploaded", "current": None}
+    assert not (tmp_path / "board" / "current").exists()  # measured beside what the board serves, never switched
     assert r["rules"]["queries"] >= 300 and r["rules"]["duration_s"] >= 0.3
     lat = r["latency_us"]["query"]
     assert lat["n"] == r["rules"]["queries"] and 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
@@ -108,9 +109,8 @@ def test_bench_on_the_local_board_agrees_with_the_agent_and_reports_in_three_for
         "bench", str(xgb_build.bundle_dir), board, "--data", str(test.path), *QUICK, "--out", str(tmp_path / "again")
     )
     assert again.returncode == 0, again.stderr
-    assert (
-        "already current"
-        in json.loads((tmp_path / "again" / "bench.json").read_text())["results"][0]["deploy"]["action"]
+    assert json.loads((tmp_path / "again" / "bench.json").read_text())["results"][0]["deploy"]["action"] == (
+        "reused release"
     )
     assert again.stdout.startswith("# edgectl bench on local:") and "| latency p50 / p90 / p99 µs |" in again.stdout
     html = (out / "bench.html").read_text()
@@ -201,7 +201,7 @@ def test_bench_on_the_ssh_board_deploys_uploads_once_and_reuses(xgb_build, synth
     for record in (first, second):
         validate(record)
     r = first["results"][0]
-    assert r["deploy"]["action"] == "deployed" and second["results"][0]["deploy"] == {"action": "already current"}
+    assert r["deploy"]["action"] == "uploaded" and second["results"][0]["deploy"]["action"] == "reused release"
     assert r["board"]["arch"] == os.uname().machine and r["board"]["runtimes"]["numpy"]
     assert r["rules"]["queries"] >= 300 and r["accuracy"]["all_windows"]["f1"] > 0.7
     assert second["results"][0]["accuracy"] == r["accuracy"]  # same windows, same scores
