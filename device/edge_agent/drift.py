@@ -1,10 +1,10 @@
 """Drift on the board: PSI of every input feature over a rolling window of samples, and a Page-Hinkley
 test on the score, against reference statistics from training that the manifest carries.
 
-State is O(features x bins + window): a ring of each recent sample's bin per
-feature and the bin counts it keeps up to date. PSI is recomputed every
-`check_every` samples; a detector reports when it enters drift and when it
-clears, not on every sample.
+State is O(features x window): a ring of each recent sample's bin per feature.
+A sample costs one comparison against the bin edges; every `check_every`
+samples the ring is counted (one bincount) and PSI taken. A detector reports when
+it enters drift and when it clears, not on every sample.
 """
 
 import numpy as np
@@ -78,8 +78,7 @@ class DriftMonitor:
             self.edges[i, : len(cut)] = cut
             self.expected[i, : len(p)] = p
         self.ring = np.zeros((self.window, len(self.names)), dtype=np.int16)
-        self.counts = np.zeros_like(self.expected)
-        self.rows = np.arange(len(self.names))
+        self.offsets = np.arange(len(self.names)) * self.expected.shape[1]  # feature i's bins in a flat count
         self.seen = 0
         self.drifting = set()
         self.ph_up = self.ph_down = 0.0  # Page-Hinkley cumulative sums, each kept >= 0
@@ -87,19 +86,15 @@ class DriftMonitor:
 
     def observe(self, x):
         """Add one preprocessed sample (F,); return a list of drift records (usually empty)."""
-        bins = (x[:, None] >= self.edges).sum(axis=1)  # NaN lands in bin 0, like the smallest values
-        slot = self.seen % self.window
-        if self.seen >= self.window:
-            self.counts[self.rows, self.ring[slot]] -= 1
-        self.ring[slot] = bins
-        self.counts[self.rows, bins] += 1
+        self.ring[self.seen % self.window] = (x[:, None] >= self.edges).sum(axis=1)  # NaN: bin 0
         self.seen += 1
         if self.seen < self.window or self.seen % self.every:
             return []
         return self._check_psi()
 
     def _check_psi(self):
-        values = psi(self.expected, self.counts / self.window)
+        counts = np.bincount((self.ring + self.offsets).ravel(), minlength=self.expected.size)
+        values = psi(self.expected, counts.reshape(self.expected.shape) / self.window)
         over = {self.names[i]: round(float(values[i]), 4) for i in np.flatnonzero(values > self.threshold)}
         # Hysteresis: a feature clears only below half the threshold, so one noisy check cannot flap.
         cleared = {n for n in self.drifting if values[self.names.index(n)] < self.threshold / 2}
