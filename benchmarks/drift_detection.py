@@ -27,10 +27,8 @@ from edgectl.windowing import make_windows
 SEED = 3
 
 
-def fleet(n_units, seed, concurrent=200):
-    engine = synthetic.engine_type(np.random.default_rng(SEED))
-    rows, _ = synthetic.fleet(engine, n_units, np.random.default_rng(seed))
-    return synthetic.interleaved(rows, concurrent, np.random.default_rng(seed + 1))
+def fleet(n_units, seed):
+    return synthetic.fleet_stream(n_units, seed, engine_seed=SEED)
 
 
 def replay(bundle_dir, manifest, rows, with_drift=True):

@@ -15,10 +15,8 @@ pytestmark = pytest.mark.slow
 FLEET_SEED = 3  # the engine type of the synthetic_dir fixture, which xgb_build was trained on
 
 
-def fleet_rows(n_units, seed, concurrent=200):
-    engine = synthetic.engine_type(np.random.default_rng(FLEET_SEED))
-    rows, _ = synthetic.fleet(engine, n_units, np.random.default_rng(seed))
-    return synthetic.interleaved(rows, concurrent, np.random.default_rng(seed + 1))
+def fleet_rows(n_units, seed):
+    return synthetic.fleet_stream(n_units, seed, engine_seed=FLEET_SEED)
 
 
 def serve(bundle_dir, rows, manifest, path, agent):

@@ -84,3 +84,11 @@ def interleaved(rows, concurrent, rng):
                     active[following] = 0
                     following += 1
     return np.array(out)
+
+
+def fleet_stream(n_units, seed, concurrent=200, engine_seed=7):
+    """A long stationary stream (interleaved, see below) from n_units engines of the fleet that
+    write_subset(seed=engine_seed) trains on: drift and load tests feed it to the agent."""
+    engine = engine_type(np.random.default_rng(engine_seed))
+    rows, _ = fleet(engine, n_units, np.random.default_rng(seed))
+    return interleaved(rows, concurrent, np.random.default_rng(seed + 1))
