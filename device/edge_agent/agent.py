@@ -107,8 +107,11 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
 
 
 def _streams(pipeline):
-    """Streams with a window now, and how many were evicted to keep that number bounded."""
-    return {"streams": len(pipeline.windows.streams), "streams_evicted": pipeline.windows.evicted}
+    """Streams with a window now, how many were evicted to keep that number bounded, and drift."""
+    state = {"streams": len(pipeline.windows.streams), "streams_evicted": pipeline.windows.evicted}
+    if pipeline.drift:
+        state["drift"] = pipeline.drift.summary()
+    return state
 
 
 def _write_events(pipeline, out):

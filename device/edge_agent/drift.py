@@ -81,6 +81,7 @@ class DriftMonitor:
         self.offsets = np.arange(len(self.names)) * self.expected.shape[1]  # feature i's bins in a flat count
         self.seen = 0
         self.drifting = set()
+        self.alarms = 0  # drift records raised (not clears), for the stats records
         self.ph_up = self.ph_down = 0.0  # Page-Hinkley cumulative sums, each kept >= 0
         self.windows = 0
 
@@ -120,7 +121,12 @@ class DriftMonitor:
         self.ph_up = self.ph_down = 0.0  # start over: the next alarm needs fresh evidence
         return [self._record("page-hinkley", "drift", direction=direction)]
 
+    def summary(self):
+        """What the stats records carry: features in drift now, and alarms so far."""
+        return {"drifting": sorted(self.drifting), "alarms": self.alarms}
+
     def _record(self, detector, state, **fields):
+        self.alarms += state == "drift"
         settings = (
             {"threshold": self.threshold, "window": self.window}
             if detector == "psi"

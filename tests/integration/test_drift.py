@@ -39,6 +39,7 @@ def test_a_stationary_fleet_stream_of_100k_windows_raises_no_drift(xgb_build, tm
     windows = sum(r["type"] == "prediction" for r in records)
     assert windows >= 100_000
     assert [r for r in records if r["type"] == "drift"] == []
+    assert records[-1]["drift"] == {"drifting": [], "alarms": 0}
 
 
 def test_a_sensor_shift_halfway_is_named_within_one_psi_window(xgb_build, tmp_path, agent):
@@ -51,6 +52,7 @@ def test_a_sensor_shift_halfway_is_named_within_one_psi_window(xgb_build, tmp_pa
     first = drift[0]
     assert first["detector"] == "psi" and first["state"] == "drift" and list(first["features"]) == ["s2"]
     assert at < first["samples"] <= at + manifest["drift"]["psi_window"]
+    assert records[-1]["drift"] == {"drifting": ["s2"], "alarms": 1}  # the stats say so too
 
 
 def test_a_shift_that_moves_the_scores_trips_page_hinkley(xgb_build, synthetic_splits, tmp_path, agent):
