@@ -28,6 +28,7 @@ class Pipeline:
         self.windows = window_set(manifest, max_streams)
         self.stages = stages if stages is not None else [load_stage(bundle_dir, s) for s in manifest["stages"]]
         self.specs = manifest["stages"]
+        self.first = 1 if self.stages and self.stages[0] is None else 0  # sees every window (1: stage 1 failed)
         # Two stages: stage 1 answers unless its score falls in [low, high), then stage 2 does.
         self.cascade = manifest.get("cascade")
         self.drift = DriftMonitor(manifest["drift"]) if "drift" in manifest else None
@@ -47,10 +48,9 @@ class Pipeline:
         window = self._push(sample)
         if window is None:
             return None
-        first = 0 if self.stages[0] is not None else 1  # a cascade whose stage 1 cannot run here
-        x = _stage_input(self.specs[first], window)
+        x = _stage_input(self.specs[self.first], window)
         t2 = time.perf_counter_ns()
-        spec, score, degraded = self._answer(window, first, x)
+        spec, score, degraded = self._answer(window, self.first, x)
         t3 = time.perf_counter_ns()
         if self.drift:
             self.events += self.drift.score(score)

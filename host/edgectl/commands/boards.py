@@ -1,0 +1,210 @@
+"""Commands on boards: deploy, rollback, status, logs, run, monitor, bench."""
+
+import contextlib
+import json
+import subprocess
+import sys
+
+import click
+
+from edgectl.commands.options import json_option, quiet_option
+from edgectl.console import Progress, emit, table
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True))
+@click.argument("target")
+@click.option("--offline", is_flag=True, help="Ship the runtime wheels from this host; the board needs no index.")
+@click.option("--serial", is_flag=True, help="Also install pyserial and cobs: the agent talks over a UART.")
+@click.option(
+    "--trust-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Install this public key on the board; from then on it serves only bundles signed by a trusted key.",
+)
+@json_option
+@quiet_option
+def deploy(bundle, target, offline, serial, trust_key, as_json, quiet):
+    """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy.
+
+    BUNDLE: a bundle directory, or its .tar.gz (unpacked safely into a temporary directory).
+    TARGET: local:DIR, ssh://user@host[:port][/home] (home defaults to /opt/edgectl)
+    or a host alias from ~/.ssh/config.
+    """
+    from edge_convert.archive import unpacked
+    from edgectl import deploy as deployer
+    from edgectl.targets import parse_target
+
+    with unpacked(bundle) as bundle_dir:
+        result = deployer.deploy(
+            bundle_dir, parse_target(target), Progress(quiet).say, offline=offline, serial=serial, trust_key=trust_key
+        )
+    emit(result, as_json, _render_pairs)
+
+
+@click.command()
+@click.argument("target")
+@json_option
+@quiet_option
+def rollback(target, as_json, quiet):
+    """Switch TARGET back to its previous release (current and previous swap)."""
+    from edgectl import deploy as deployer
+    from edgectl.targets import parse_target
+
+    emit(deployer.rollback(parse_target(target), Progress(quiet).say), as_json, _render_pairs)
+
+
+@click.command()
+@click.argument("target")
+@json_option
+def status(target, as_json):
+    """Show TARGET's release, previous release, health, uptime and the agent's last stats."""
+    from edgectl import status as board_status
+    from edgectl.targets import parse_target
+
+    result = board_status.status(parse_target(target))
+    emit(result, as_json, _render_pairs)
+    if result["health"] == "degraded":
+        sys.exit(3)
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Sample file: CSV or JSON lines, or an original C-MAPSS file.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write every agent record here (JSON lines).")
+@click.option("--serial", "device", help="Feed the agent over this serial port instead of a TARGET.")
+@click.option("--baud", default=115200, show_default=True)
+@click.option("--resume", is_flag=True, help="With --serial: go on with the last session where the agent stopped.")
+@json_option
+@quiet_option
+def run(target, input_path, out, device, baud, resume, as_json, quiet):
+    """Stream a sample file through the agent on TARGET (or over --serial) and summarize its records."""
+    from edgectl import evaluate, runner, serial_host
+    from edgectl.errors import EdgectlError
+    from edgectl.targets import parse_target
+
+    if bool(target) == bool(device):
+        raise EdgectlError("give a TARGET or --serial DEV (one of them)")
+    progress = Progress(quiet)
+    with open(out, "w") if out else contextlib.nullcontext() as sink:
+        if device:
+            records = serial_host.stream_file(device, input_path, baud, sink, progress.record, resume)
+        else:
+            records = runner.stream_file(parse_target(target), input_path, out=sink, on_record=progress.record)
+    summary = evaluate.latency(records)
+    start = next((r for r in records if r["type"] == "start"), {})
+    summary["bundle_id"] = start.get("bundle_id")
+    emit(summary, as_json, _render_run)
+
+
+@click.command()
+@click.option("--serial", "device", required=True, help="The serial port the agent reports on.")
+@click.option("--baud", default=115200, show_default=True)
+@click.option("--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option("--json", "as_json", is_flag=True, help="Write every record as a JSON line instead of the live view.")
+def monitor(device, baud, duration, as_json):
+    """Live predictions and stats from an agent on a serial line; each record once, acknowledged."""
+    from edgectl import serial_host
+    from edgectl.live import LiveView
+
+    view = LiveView()
+
+    def show(rec, link_stats):
+        if as_json:
+            click.echo(json.dumps(rec))
+        else:
+            view.add(rec, link_stats)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the view, not with a traceback
+        serial_host.monitor(device, show, baud, duration)
+    if not as_json:
+        view.draw()
+
+
+@click.command()
+@click.argument("bundles_and_target", nargs=-1, required=True, metavar="BUNDLE... TARGET")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Sample file replayed on the board; a C-MAPSS test_FDxxx.txt with RUL_FDxxx.txt beside it "
+                   "is scored for accuracy.")  # fmt: skip
+@click.option("--profile", help="Check budgets against this board profile (default: inferred from the board).")
+@click.option("--warmup", type=int, help="Warm-up queries, not counted (default: the agent's, 100).")
+@click.option("--min-queries", type=int, help="Counted queries at least (default: 4096).")
+@click.option("--min-duration", type=float, help="Seconds of counted queries at least (default: 10).")
+@click.option("--out", default="out/bench", show_default=True, type=click.Path(file_okay=False),
+              help="Where to write bench.json, bench.md, bench.html and the board's raw results.")  # fmt: skip
+@click.option("--offline", is_flag=True, help="Deploying: ship the runtime wheels from this host.")
+@json_option
+@quiet_option
+def bench(bundles_and_target, data, profile, warmup, min_queries, min_duration, out, offline, as_json, quiet):
+    """Measure each BUNDLE on TARGET with the agent's bench mode: latency, memory, accuracy, budgets.
+
+    BUNDLE: a bundle directory, or its .tar.gz. Uploads each bundle as a release beside what the
+    board serves (`current` is never switched), runs it there, and writes the
+    run record, a Markdown summary and a self-contained HTML report. Prints the summary (--json:
+    the record). Exit code 3 when a bundle fails a budget.
+    """
+    from edge_convert.archive import unpacked
+    from edgectl import bench as bencher
+    from edgectl import bench_report
+    from edgectl.errors import EdgectlError
+    from edgectl.targets import parse_target
+
+    *bundles, target_text = bundles_and_target
+    if not bundles:
+        raise EdgectlError("give at least one BUNDLE and then the TARGET: edgectl bench BUNDLE... TARGET --data FILE")
+    progress = Progress(quiet)
+    rules = {"warmup": warmup, "min_queries": min_queries, "min_duration_s": min_duration}
+    target = parse_target(target_text)
+    with contextlib.ExitStack() as stack:  # archives stay unpacked until every bundle is measured
+        dirs = [stack.enter_context(unpacked(bundle)) for bundle in bundles]
+        record, raw = bencher.run_bench(dirs, target, data, profile, rules, progress.say, offline)
+    text = bench_report.markdown(record)
+    paths = bencher.write_outputs(record, raw, out, text, bench_report.html(record))
+    progress.say(f"wrote {paths['bench.html']} and {paths['bench.json']}")
+    emit(record, as_json, lambda r: text)
+    if record["flags"]["over_budget"]:
+        sys.exit(3)
+
+
+@click.command()
+@click.argument("target")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new records as the agent writes them.")
+@click.option("--lines", "-n", default=200, show_default=True, help="How many past lines to show.")
+def logs(target, follow, lines):
+    """Show the agent service's records from the board's journal."""
+    from edgectl import board as boards
+    from edgectl import service
+    from edgectl.errors import EdgectlError
+    from edgectl.targets import parse_target
+
+    board_target = parse_target(target)
+    if not service.runs_service(board_target, boards.probe(board_target)):
+        raise EdgectlError(f"{target}: the agent does not run as a service there (needs systemd and a root deploy)")
+    proc = board_target.popen(service.logs_command(follow, lines), stdin=subprocess.DEVNULL)
+    try:
+        for line in proc.stdout:
+            click.echo(line.decode(errors="replace"), nl=False)
+    except KeyboardInterrupt:
+        proc.terminate()
+
+
+def _render_pairs(result):
+    def text(value):
+        if isinstance(value, dict):
+            return ", ".join(f"{k} {text(v)}" for k, v in value.items())
+        if isinstance(value, list):
+            return " ".join(map(str, value)) or "-"
+        return "-" if value is None or value == "" else str(value)
+
+    return "\n".join(f"{key:10} {text(value)}" for key, value in result.items())
+
+
+def _render_run(summary):
+    rows = [{"step": step, **p} for step, p in summary["latency_us"].items()]
+    head = (
+        f"bundle {summary['bundle_id']}: {summary['windows']} windows, {summary['errors']} bad lines, "
+        f"peak RSS {(summary['rss_kb_max'] or 0) / 1024:.1f} MB\n\n"
+    )
+    return head + table(
+        rows, [("step", "latency us", ""), ("p50", "p50", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]
+    )
