@@ -8,6 +8,7 @@ import ctypes
 import re
 import shutil
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -86,15 +87,46 @@ def abi_defines(header, n_features):
     }
 
 
-HOST_TOOLCHAIN = {"triple": "", "cflags": ["-O2"], "debian_package": "gcc", "qemu": ""}
+HOST_TOOLCHAIN = {"triple": "", "cflags": ["-O2"], "debian_package": "gcc", "libc_package": "libc6-dev", "qemu": ""}
+
+# What the generated C and our entry points include and link: a toolchain that builds this builds a bundle.
+_PROBE_SOURCE = "#include <math.h>\n#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n#include <dlfcn.h>\n"
+_PROBE_SOURCE += 'int main(void) { return (int)sqrt((double)strlen("ok")); }\n'
+_probed = {}
 
 
 def compiler(toolchain):
-    """The C compiler of a toolchain (a profile's [toolchain]; HOST_TOOLCHAIN for this machine)."""
+    """The C compiler of a toolchain (a profile's [toolchain]; HOST_TOOLCHAIN for this machine).
+
+    Checked by building what the bundle builds need (the C library's headers and start files,
+    libm, libdl), not by the compiler's name alone; the error names the Debian packages to install.
+    """
     cc = f"{toolchain['triple']}-gcc" if toolchain["triple"] else "gcc"
     if shutil.which(cc) is None:
         raise ConversionError(f"C compiler {cc} not found; install it: apt-get install {toolchain['debian_package']}")
+    key = (cc, tuple(toolchain["cflags"]))
+    if key not in _probed:
+        _probed[key] = _probe(cc, toolchain["cflags"])
+    if _probed[key]:
+        libc = toolchain.get("libc_package", "the C library's development files for this target")
+        raise ConversionError(
+            f"{cc} cannot build against its C library ({_probed[key]}); install the headers: apt-get install {libc}"
+        )
     return cc
+
+
+def _probe(cc, cflags):
+    """'' when cc builds and links a program like ours; else the first line of gcc's complaint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "probe.c")
+        src.write_text(_PROBE_SOURCE)
+        proc = subprocess.run(
+            [cc, *cflags, str(src), "-o", str(Path(tmp, "probe")), "-lm", "-ldl"], capture_output=True, text=True
+        )
+    if proc.returncode == 0:
+        return ""
+    lines = [line for line in proc.stderr.splitlines() if "error" in line] or proc.stderr.splitlines() or ["failed"]
+    return lines[0].strip()
 
 
 def compile_library(src_dir, defines, out_path, toolchain=HOST_TOOLCHAIN, jobs=2):

@@ -132,8 +132,10 @@ def build_stage(data, kind, out_dir, profiles=(), say=lambda msg: None, drift_se
     the stage is then trained on every training window.
     """
     check_kind(kind)
-    out_dir = fresh_dir(Path(out_dir))
     neural = kind in train.NEURAL_KINDS
+    if not neural:
+        check_toolchains(profiles)  # before training: a missing cross toolchain is not found after minutes
+    out_dir = fresh_dir(Path(out_dir))
     windows, y, fold = data.windows, data.y, data.fold
     fit, score = (partial(_fit_neural, kind), _score_neural) if neural else (partial(_fit_trees, kind), _score_trees)
     oof = np.zeros(len(y))
@@ -209,6 +211,12 @@ def _tree_stage(kind, model, check_rows, out_dir, profiles, say):
         "parity": parity,
     }
     return stage, lambda w: trees.native_scores(model, w.features)
+
+
+def check_toolchains(profiles):
+    """Raise, naming the packages to install, unless every toolchain a tree build needs can build and link."""
+    for chain in _toolchains(platform.machine(), profiles).values():
+        trees.compiler(chain)
 
 
 def _toolchains(host, profiles):

@@ -4,6 +4,10 @@ import json
 
 import pytest
 from cli import edgectl
+from conftest import missing
+
+from edge_convert import ConversionError, trees
+from edgectl import profiles
 
 
 def test_inspect_deploy_run_with_json(xgb_build, synthetic_splits, tmp_path):
@@ -94,3 +98,29 @@ def test_build_cascade_writes_one_two_stage_bundle_with_its_calibration(tmp_path
     assert [p["max_escalation"] for p in band["calibration"]["curve"]][-1] == 1.0
     assert "cascade band" in proc.stderr  # the calibration is shown as the build goes
     assert (tmp_path / "cascade.tar.gz").is_file()
+
+
+def test_build_for_a_board_whose_toolchain_lacks_its_headers_says_what_to_install_before_any_work(tmp_path):
+    """The real cross gcc, told to ignore its headers: refused before data is written or a model trained."""
+    profile = profiles.get("rpi4")
+    try:
+        cross = trees.compiler(profile["toolchain"])  # this test is about its headers, not its presence
+    except ConversionError as exc:
+        missing(f"the aarch64 cross toolchain (tests/boards/system_deps.sh installs it): {exc}")
+    chain = dict(profile["toolchain"], cflags=[*profile["toolchain"]["cflags"], "-nostdinc"])
+    text = (profiles.PROFILE_DIR / "rpi4.toml").read_text()
+    text = text.replace(
+        f"cflags = {profile['toolchain']['cflags']!r}".replace("'", '"'),
+        f"cflags = {chain['cflags']!r}".replace("'", '"'),
+    )
+    assert "-nostdinc" in text
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "rpi4.toml").write_text(text)
+    out = tmp_path / "b"
+    proc = edgectl(
+        "build", "--profile", "rpi4", "--out", str(out), "-q", env={"EDGECTL_PROFILES": str(tmp_path / "profiles")}
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{cross} cannot build against its C library" in proc.stderr
+    assert "apt-get install libc6-dev-arm64-cross" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles"]  # no bundle, no synthetic data

@@ -61,3 +61,19 @@ def test_a_missing_cross_compiler_names_the_package_to_install():
     toolchain = {"triple": "riscv99-linux-gnu", "cflags": ["-O2"], "debian_package": "gcc-riscv99-linux-gnu"}
     with pytest.raises(ConversionError, match="apt-get install gcc-riscv99-linux-gnu"):
         trees.compiler(toolchain)
+
+
+def test_every_cross_profile_names_the_c_library_package_of_its_arch():
+    libc = {"aarch64": "libc6-dev-arm64-cross", "armv7l": "libc6-dev-armhf-cross"}
+    for p in profiles.load_all().values():
+        assert p["toolchain"]["libc_package"] == libc[p["arch"]]
+
+
+def test_a_compiler_without_its_c_library_headers_names_the_package_to_install():
+    # -nostdinc: the real gcc, run as it is on a machine where the C library's headers are absent.
+    toolchain = dict(trees.HOST_TOOLCHAIN, cflags=["-O2", "-nostdinc"], libc_package="libc6-dev-test")
+    with pytest.raises(
+        ConversionError, match=r"gcc cannot build against its C library \(.*math\.h.*apt-get install libc6-dev-test"
+    ):
+        trees.compiler(toolchain)
+    assert trees.compiler(trees.HOST_TOOLCHAIN) == "gcc"

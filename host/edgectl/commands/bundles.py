@@ -77,6 +77,8 @@ def build(
     progress = Progress(quiet)
     key = _signing().load_private_key(sign_key) if sign_key else None  # a bad key fails before a long build
     chosen = [profiles.get(name) for name in profile_names]
+    if kind not in builder.train.NEURAL_KINDS:
+        builder.check_toolchains(chosen)  # before data is written or a model trained
     if data is None:
         data = synthetic.write_subset(Path(out).with_name(Path(out).name + "-data"), subset)
         progress.say(f"no --data: synthetic fleet written to {data}")
