@@ -1,7 +1,6 @@
 """Writing a bundle: stage files, golden vectors, manifest with checksums, and a .tar.gz of it all."""
 
 import datetime
-import hashlib
 import json
 import platform
 import shutil
@@ -42,16 +41,9 @@ def write_bundle(out_dir, name, spec, stages, golden, built_with, cascade=None):
         **({"cascade": cascade} if cascade else {}),
         "files": {},
     }
-    manifest = write_manifest(out_dir, manifest)
-    manifest["bundle_id"] = f"{name}-{_content_hash(manifest)[:12]}"
-    manifest = write_manifest(out_dir, manifest)
+    manifest = write_manifest(out_dir, manifest)  # the id comes from the content
     pack(out_dir)
     return manifest
-
-
-def _content_hash(manifest):
-    body = {k: v for k, v in manifest.items() if k not in ("bundle_id", "created")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def copy_into(bundle_dir, src, rel):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from edge_agent import __version__
-from edge_agent.errors import AgentError
+from edge_agent.errors import AgentError, BundleError
 from edge_agent.notify import Notifier
 from edge_agent.pipeline import Pipeline
 from edge_agent.runtimes import load_stage
@@ -18,6 +18,7 @@ from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle
 from edge_agent.sources import open_source
 from edge_agent.streams import DEFAULT_SILENT_AFTER_S, StreamWatch
 from edge_agent.telemetry import Stats, record, write_record
+from edge_agent.windows import FEATURE_KINDS
 
 
 def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS):
@@ -57,12 +58,28 @@ def load_stages(bundle_dir, manifest):
                 raise
             stages.append(None)
             unavailable[spec["name"]] = str(exc)
+    for spec, stage in zip(manifest["stages"], stages):
+        if stage is not None:
+            _check_input_count(manifest, spec, stage)
     if not any(stages):
         raise AgentError(
             "no stage of the cascade can run on this board: "
             + "; ".join(f"{name}: {why}" for name, why in unavailable.items())
         )
     return stages, unavailable
+
+
+def _check_input_count(manifest, spec, stage):
+    """A stage's model must take exactly what the manifest's windows give it."""
+    n = len(manifest["input"]["features"])
+    if spec["input"] == "window":
+        want, what = manifest["window"]["length"] * n, f"a window of {manifest['window']['length']} x {n}"
+    else:
+        kinds = manifest["features"].get("kinds", FEATURE_KINDS)
+        want = n * len(kinds) + (1 if manifest["features"].get("time") else 0)
+        what = f"{want} window features"
+    if stage.n_inputs != want:
+        raise BundleError(f"stage {spec['name']!r}: the model takes {stage.n_inputs} inputs, the manifest gives {what}")
 
 
 def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict):
@@ -159,17 +176,25 @@ def run(
     write_record(out, info)
     notifier.ready(f"serving {info['bundle_id']}")
     started = time.monotonic()
-    last_state = [0.0]
+    last_state, state_error = [0.0], [None]
 
     def heartbeat(stats):
         notifier.watchdog()
         now = time.monotonic()
         if state_dir and now - last_state[0] >= STATE_EVERY_S:
             last_state[0] = now
-            save_state(state_dir, stats, pipeline, info, now - started)
+            try:
+                save_state(state_dir, stats, pipeline, info, now - started)
+                state_error[0] = None
+            except OSError as exc:  # missing, read-only or full: serving goes on, the failure is reported
+                if state_error[0] is None:
+                    print(f"edge-agent: cannot write the state file in {state_dir}: {exc}", file=sys.stderr)
+                state_error[0] = f"{state_dir}: {exc.strerror or exc}"
 
     def extra_stats():
         counts = src.stats()
+        if state_error[0]:
+            counts["state_error"] = state_error[0]
         if pipeline.watch:
             counts["streams_silent"] = len(pipeline.watch.silent)
         return counts

@@ -2,11 +2,12 @@
 
 import argparse
 import json
+import os
 import platform
 import signal
 import sys
 
-from edge_agent import __version__, bench
+from edge_agent import __version__, bench, releases
 from edge_agent.agent import run, start
 from edge_agent.errors import AgentError
 from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle, trusted_keys
@@ -25,7 +26,9 @@ def main(argv=None):
     )
     p_run.add_argument("--output", default="-", help="- (stdout), or the input's serial link: serial:/dev/ttyAMA0")
     p_run.add_argument("--journal", help="directory of the serial link's journal (default STATE_DIR/journal)")
-    p_run.add_argument("--stats-every", type=int, default=1000, help="windows between stats records")
+    p_run.add_argument(
+        "--stats-every", type=_positive, default=1000, help="windows between stats records (default 1000)"
+    )
     p_run.add_argument("--state-dir", help="keep the latest stats in STATE_DIR/stats.json (the service)")
     p_run.add_argument(
         "--silent-after",
@@ -41,6 +44,13 @@ def main(argv=None):
     for p in (p_run, p_test, p_verify):  # also after the command; SUPPRESS keeps a value given before it
         p.add_argument("--trusted-keys", metavar="DIR", default=argparse.SUPPRESS, help=_TRUSTED_HELP)
     sub.add_parser("info", help="print this board's arch, Python and agent version as JSON")
+    p_rel = sub.add_parser("release", help="the board's releases (used by edgectl deploy and rollback); JSON out")
+    p_rel.add_argument("action", choices=("commit", "switch", "undo", "settle", "show"))
+    p_rel.add_argument("--home", required=True, help="the edgectl home on this board (releases/, current)")
+    p_rel.add_argument("--incoming", help="commit: the uploaded directory's name in HOME/releases")
+    p_rel.add_argument("--to", help="switch: the bundle id current points at next")
+    p_rel.add_argument("--keep-previous", action="store_true", help="switch: the old current becomes previous")
+    p_rel.add_argument("--trusted-keys", metavar="DIR", default=argparse.SUPPRESS, help=_TRUSTED_HELP)
     p_bench = sub.add_parser("bench", help="measure the bundle on this board (single-stream); one JSON result")
     p_bench.add_argument("--bundle", required=True)
     p_bench.add_argument("--input", required=True, help="sample file replayed in order (CSV or JSON lines)")
@@ -54,6 +64,9 @@ def main(argv=None):
             return _run(args)
         if args.command == "bench":
             return bench.main(args)
+        if args.command == "release":
+            print(json.dumps(_release(args)))
+            return 0
         if args.command == "verify":
             manifest, signer = load_trusted_bundle(args.bundle, args.trusted_keys)
             result = {"bundle_id": manifest["bundle_id"], "files": len(manifest["files"]), "checksums": "ok"}
@@ -72,6 +85,27 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`edge-agent run ... | head`): nothing to say
+        _quiet_stdout()
+        return 0
+
+
+def _release(args):
+    home = args.home
+    if args.action == "commit":
+        if args.incoming is None:
+            raise AgentError("release commit needs --incoming NAME")
+        return releases.commit(home, args.incoming, args.trusted_keys)
+    if args.action == "switch":
+        if args.to is None:
+            raise AgentError("release switch needs --to BUNDLE_ID")
+        return releases.switch(home, args.to, args.keep_previous)
+    if args.action == "undo":
+        return {"undone": releases.undo(home)}
+    if args.action == "settle":
+        releases.settle(home)
+        return {"settled": True}
+    return {**{name: releases.link(home, name) for name in releases.LINKS}, "pending": releases.pending(home)}
 
 
 def _run(args):
@@ -87,6 +121,17 @@ _TRUSTED_HELP = (
 )
 
 
+def _positive(text):
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
 def _seconds(text):
     """An argparse type: a number of seconds, 0 or more."""
     value = float(text)
@@ -97,3 +142,12 @@ def _seconds(text):
 
 def _stop(signum, frame):
     raise SystemExit(0)
+
+
+def _quiet_stdout():
+    """After a broken pipe, point stdout at /dev/null so Python's exit flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

@@ -6,8 +6,10 @@ The manifest is the contract between host and board. The host writes it through
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
+from edge_agent import schema
 from edge_agent.errors import BundleError
 from edge_agent.windows import FEATURE_KINDS
 
@@ -20,22 +22,11 @@ READS_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"  # detached Ed25519 signature of manifest.json's bytes (edge_agent.signature)
 
-# Top-level keys and the type each must have. Kept small on purpose: the agent
-# checks what it relies on, and every later addition bumps FORMAT_VERSION.
-_REQUIRED = {
-    "format": str,
-    "format_version": int,
-    "bundle_id": str,
-    "input": dict,
-    "window": dict,
-    "preprocessing": dict,
-    "features": dict,
-    "stages": list,
-    "golden": dict,
-    "files": dict,
-}
-_STAGE_REQUIRED = {"name": str, "kind": str, "input": str, "threshold": (int, float)}
-STAGE_KINDS = ("tree-lib", "tflite")
+# A bundle id names a directory on the board: a token, never a path, ".", ".." or empty.
+BUNDLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ID_HASH_DIGITS = 12  # the id ends with "-" and this many hex digits of content_hash()
+SCHEMA_NAME = "manifest-v2.schema.json"  # edge_agent/schemas/; versions 1 and 2
+MAX_WINDOW_VALUES = 1 << 20  # window length x input features: 8 MiB of float64 a stream
 
 
 def sha256_file(path):
@@ -47,8 +38,26 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def content_hash(manifest):
+    """sha256 of everything in a manifest but its id and creation time: the files' sha256 included,
+    so one id names one content."""
+    body = {k: v for k, v in manifest.items() if k not in ("bundle_id", "created")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def check_bundle_id(bundle_id, where="bundle"):
+    """Raise BundleError unless bundle_id is a valid id token (it becomes a directory name on the board)."""
+    if not (isinstance(bundle_id, str) and BUNDLE_ID.fullmatch(bundle_id)):
+        raise BundleError(
+            f"{where}: bundle id {str(bundle_id)[:80]!r} is not a valid id "
+            "(1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
+        )
+    return bundle_id
+
+
 def write_manifest(bundle_dir, manifest):
-    """Fill in the sha256 of every file in `bundle_dir` and write manifest.json.
+    """Fill in the sha256 of every file in `bundle_dir`, derive the bundle id from the content and
+    write manifest.json. The id is `NAME-` and the first digits of content_hash(); NAME is "name".
 
     The signature cannot be listed in the manifest it signs; a new manifest voids the old signature.
     """
@@ -58,6 +67,7 @@ def write_manifest(bundle_dir, manifest):
         if path.is_file() and path.name not in (MANIFEST_NAME, SIGNATURE_NAME):
             files[path.relative_to(bundle_dir).as_posix()] = sha256_file(path)
     manifest = dict(manifest, files=files)
+    manifest["bundle_id"] = f"{manifest.get('name') or 'bundle'}-{content_hash(manifest)[:ID_HASH_DIGITS]}"
     check_schema(manifest, bundle_dir / MANIFEST_NAME)
     (bundle_dir / SIGNATURE_NAME).unlink(missing_ok=True)
     (bundle_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -65,53 +75,126 @@ def write_manifest(bundle_dir, manifest):
 
 
 def check_schema(manifest, where):
-    """Raise BundleError naming the first field that does not fit the schema."""
+    """Raise BundleError naming the first field that does not fit the schema or the cross-checks.
+
+    The JSON Schema (schemas/manifest-v2.schema.json) gives types and ranges; `_cross_check`
+    what a schema cannot say (names that refer to other fields, counts that must agree, files
+    that must be listed). Last, the id must be the one its content gives.
+    """
     if not isinstance(manifest, dict):
         raise BundleError(f"{where}: the manifest is not a JSON object")
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{where}: not an edgectl bundle manifest (format={manifest.get('format')!r})")
     version = manifest.get("format_version")
-    if version not in READS_VERSIONS:
+    if type(version) is not int or version not in READS_VERSIONS:
         raise BundleError(
             f"{where}: bundle format version {version!r}, this agent reads versions "
             f"{', '.join(map(str, READS_VERSIONS))}; "
             "rebuild the bundle with a matching edgectl or upgrade the agent"
         )
-    _check_keys(manifest, _REQUIRED, where)
-    if not manifest["stages"]:
-        raise BundleError(f"{where}: the bundle has no stages")
-    for i, stage in enumerate(manifest["stages"]):
-        _check_keys(stage, _STAGE_REQUIRED, f"{where}: stages[{i}]")
-        if stage["kind"] not in STAGE_KINDS:
-            raise BundleError(f"{where}: stages[{i}] has unknown kind {stage['kind']!r}")
-    cascade = manifest.get("cascade")
-    if cascade is not None and not (
-        len(manifest["stages"]) == 2
-        and isinstance(cascade, dict)
-        and all(isinstance(cascade.get(k), (int, float)) for k in ("low", "high"))
-        and cascade["low"] <= cascade["high"]
-    ):
-        raise BundleError(f"{where}: cascade needs two stages and a band with low <= high")
-    window = manifest["window"]
-    if not (isinstance(window.get("length"), int) and window["length"] >= 1):
-        raise BundleError(f"{where}: window.length must be an integer >= 1")
-    kinds = manifest["features"].get("kinds", FEATURE_KINDS)
-    if not (isinstance(kinds, (list, tuple)) and kinds and all(kind in FEATURE_KINDS for kind in kinds)):
-        raise BundleError(f"{where}: features.kinds must be a non-empty list of {', '.join(FEATURE_KINDS)}")
-    if not (isinstance(window.get("stride"), int) and window["stride"] >= 1):
-        raise BundleError(f"{where}: window.stride must be an integer >= 1")
-    if not all(isinstance(digest, str) for digest in manifest["files"].values()):
-        raise BundleError(f"{where}: files must map each file name to its sha256 (a hex string)")
+    if "bundle_id" in manifest:
+        check_bundle_id(manifest["bundle_id"], where)
+    found = schema.errors(manifest, schema.load(SCHEMA_NAME))
+    if found:
+        raise BundleError(f"{where}: {found}")
+    _cross_check(manifest, where)
+    if manifest["bundle_id"] != _expected_id(manifest):
+        raise BundleError(
+            f"{where}: bundle id {manifest['bundle_id']!r} does not match the bundle's content "
+            f"(expected {_expected_id(manifest)!r}); the manifest was edited after it was written, rebuild the bundle"
+        )
 
 
-def _check_keys(obj, required, where):
-    if not isinstance(obj, dict):
-        raise BundleError(f"{where}: must be a JSON object")
-    for key, kind in required.items():
-        if key not in obj:
-            raise BundleError(f"{where}: missing field {key!r}")
-        if not isinstance(obj[key], kind):
-            raise BundleError(f"{where}: field {key!r} has the wrong type")
+def _cross_check(m, where):
+    def refuse(message):
+        raise BundleError(f"{where}: {message}")
+
+    fields, inp = m["input"]["fields"], m["input"]
+    if len(set(fields)) != len(fields):
+        refuse("input.fields names a field twice")
+    for key in ("stream_field", "time_field"):
+        if inp[key] not in fields:
+            refuse(f"input.{key} {inp[key]!r} is not in input.fields")
+    features = inp["features"]
+    unknown = [name for name in features if name not in fields]
+    if unknown or len(set(features)) != len(features):
+        refuse(f"input.features must be distinct names from input.fields (not in fields: {unknown[:5]})")
+    n = len(features)
+    if m["window"]["length"] * n > MAX_WINDOW_VALUES:
+        refuse(f"window.length {m['window']['length']} x {n} features is over {MAX_WINDOW_VALUES} values a stream")
+    _check_preprocessing(m["preprocessing"], fields, features, refuse)
+    kinds = m["features"].get("kinds", FEATURE_KINDS)
+    if len(set(kinds)) != len(kinds):
+        refuse("features.kinds names a kind twice")
+    n_inputs = n * len(kinds) + (1 if m["features"].get("time") else 0)
+    names = m["features"].get("names")
+    if names is not None and len(names) != n_inputs:
+        refuse(f"features.names lists {len(names)} names, the windows give {n_inputs} features")
+    _check_stages(m, refuse)
+    drift = m.get("drift")
+    if drift is not None:
+        if drift["features"] != features:
+            refuse("drift.features must be input.features, in order")
+        if len(drift["edges"]) != n or len(drift["probs"]) != n:
+            refuse("drift needs one set of edges and proportions per input feature")
+        if any(len(p) != len(e) + 1 for e, p in zip(drift["edges"], drift["probs"])):
+            refuse("drift.probs needs one proportion more than drift.edges, per feature")
+    for rel in m["files"]:
+        if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts or "\\" in rel:
+            refuse(f"file entry {rel!r} points outside the bundle")
+
+
+def _check_preprocessing(prep, fields, features, refuse):
+    if any(name not in features for name in prep.get("impute", {})):
+        refuse("preprocessing.impute names a field that is not in input.features")
+    conditions = prep.get("conditions")
+    if conditions is None:
+        for key in ("center", "scale"):
+            if len(prep.get(key, ())) != len(features):
+                refuse(f"preprocessing.{key} needs one number per input feature ({len(features)})")
+        return
+    if any(name not in fields for name in conditions["fields"]):
+        refuse("preprocessing.conditions.fields names a field that is not in input.fields")
+    k, s = len(conditions["centers"]), len(conditions["fields"])
+    if len(conditions["setting_scale"]) != s or any(len(c) != s for c in conditions["centers"]):
+        refuse("preprocessing.conditions: setting_scale and every centre need one number per setting field")
+    if len(conditions["center"]) != k or len(conditions["scale"]) != k:
+        refuse("preprocessing.conditions needs a center and a scale per condition centre")
+    if any(len(row) != len(features) for row in conditions["center"] + conditions["scale"]):
+        refuse("preprocessing.conditions: every center and scale needs one number per input feature")
+
+
+def _check_stages(m, refuse):
+    stages, files = m["stages"], m["files"]
+    names = [stage["name"] for stage in stages]
+    if len(set(names)) != len(names):
+        refuse("two stages have the same name")
+    if len(stages) == 2 and "cascade" not in m:
+        refuse("two stages need a cascade band")
+    cascade = m.get("cascade")
+    if cascade is not None and not (len(stages) == 2 and cascade["low"] <= cascade["high"]):
+        refuse("cascade needs two stages and a band with low <= high")
+    for name in ("tolerance", "mean_tolerance"):
+        given = m["golden"].get(name, m["golden"]["tolerance"])
+        if sorted(given) != sorted(names):
+            refuse(f"golden.{name} needs one tolerance per stage ({', '.join(names)})")
+    opened = [m["golden"]["file"]]
+    for i, stage in enumerate(stages):
+        if stage["kind"] == "tree-lib":
+            if stage["input"] != "features" or "libs" not in stage:
+                refuse(f"stages[{i}]: a tree-lib stage takes window features and needs libs")
+            opened += stage["libs"].values()
+        elif "file" not in stage:
+            refuse(f"stages[{i}]: a tflite stage needs its file")
+        else:
+            opened.append(stage["file"])
+    for rel in opened:
+        if rel not in files:
+            refuse(f"{rel!r} is loaded by the agent but not listed (with its sha256) in files")
+
+
+def _expected_id(manifest):
+    return f"{manifest.get('name') or 'bundle'}-{content_hash(manifest)[:ID_HASH_DIGITS]}"
 
 
 def read_manifest_bytes(bundle_dir):
@@ -134,14 +217,13 @@ def load_bundle(bundle_dir, raw=None):
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
     try:
-        manifest = json.loads((read_manifest_bytes(bundle_dir) if raw is None else raw).decode())
+        manifest = json.loads((read_manifest_bytes(bundle_dir) if raw is None else raw).decode(),
+                              parse_constant=_no_constant)  # fmt: skip
     except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an integer of over 4300 digits, deep nesting
         raise BundleError(f"{path}: cannot read the manifest: {str(exc)[:200]}") from None
     check_schema(manifest, path)
     for rel, expected in manifest["files"].items():
         file = bundle_dir / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise BundleError(f"{path}: file entry {rel!r} points outside the bundle")
         try:
             actual = sha256_file(file) if file.is_file() else None
         except OSError as exc:  # a name too long for the file system, an unreadable file
@@ -154,3 +236,8 @@ def load_bundle(bundle_dir, raw=None):
                 "the bundle was modified or damaged in transit, rebuild or re-deploy it"
             )
     return manifest
+
+
+def _no_constant(name):
+    """NaN and Infinity are not JSON; Python reads them unless told not to. A NaN tolerance passes every check."""
+    raise ValueError(f"{name} is not a number a manifest may hold")

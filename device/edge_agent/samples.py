@@ -8,11 +8,13 @@ touches any window state.
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 MAX_LINE_BYTES = 64 * 1024
+_ASCII_SPACE = re.compile(r"[ \t\r\f\v]+")
 
 
 class SampleError(ValueError):
@@ -64,7 +66,10 @@ class SampleParser:
         """Turn one stripped line into a Sample, or raise SampleError."""
         if text.startswith("{"):
             return self._parse_json(text)
-        tokens = text.split(",") if "," in text else text.split()
+        if "," in text:
+            tokens = text.split(",")
+        else:  # str.split() would also split at non-ASCII spaces (U+00A0); the documented syntax is ASCII
+            tokens = text.split() if text.isascii() else _ASCII_SPACE.split(text)
         if len(tokens) != len(self.fields):
             raise SampleError("field-count", f"expected {len(self.fields)} fields, got {len(tokens)}")
         stream = tokens[self._stream_i].strip()
@@ -102,6 +107,9 @@ class SampleParser:
             raise SampleError("missing-value", f"field {name!r} is empty")
         if isinstance(token, bool) or not isinstance(token, (str, int, float)):
             raise SampleError("not-a-number", f"field {name!r} is not a number")
+        if isinstance(token, str) and (not token.isascii() or "_" in token):
+            # float() also takes 1_000, Arabic-Indic and fullwidth digits, non-breaking spaces
+            raise SampleError("not-a-number", f"field {name!r} is not an ASCII number: {token[:40]!r}")
         try:
             value = float(token)
         except ValueError:

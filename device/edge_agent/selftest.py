@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge_agent.errors import BundleError
 from edge_agent.pipeline import Pipeline
+from edge_agent.samples import SampleError
 
 
 def run_selftest(bundle_dir, manifest, stages):
@@ -19,21 +20,26 @@ def run_selftest(bundle_dir, manifest, stages):
     """
     golden_spec = manifest["golden"]
     path = Path(bundle_dir) / golden_spec["file"]
-    golden = json.loads(path.read_text())
+    golden = read_golden(path)
     tolerance = golden_spec["tolerance"]
     mean_tolerance = golden_spec.get("mean_tolerance", tolerance)
     fresh = Pipeline(bundle_dir, manifest, stages=stages)
     expected = iter(golden["windows"])
     worst, total = {}, {}  # per stage that loaded
     n = 0
-    for line in golden["lines"]:
-        got = fresh.stage_scores(line)
+    for i, line in enumerate(golden["lines"]):
+        try:
+            got = fresh.stage_scores(line)
+        except SampleError as exc:
+            raise BundleError(f"{path}: golden line {i + 1} does not parse: {exc}") from None
         if got is None:
             continue
         want = next(expected, None)
         if want is None or (got[0], got[1]) != (want["stream"], want["t"]):
             raise BundleError(f"{path}: self-test windows do not line up with the golden file at window {n}")
         for name, score in got[2].items():
+            if name not in want["scores"]:
+                raise BundleError(f"{path}: golden window {n} has no score for stage {name!r}")
             diff = abs(score - want["scores"][name])
             worst[name] = max(worst.get(name, 0.0), diff)
             total[name] = total.get(name, 0.0) + diff
@@ -54,3 +60,25 @@ def run_selftest(bundle_dir, manifest, stages):
                 f"windows (allowed {mean_tolerance[name]})"
             )
     return {"windows": n, "max_abs_diff": worst, "mean_abs_diff": mean}
+
+
+def read_golden(path):
+    """golden.json as {"lines": [str], "windows": [{"stream", "t", "scores": {stage: number}}]}; BundleError if not."""
+    try:
+        golden = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise BundleError(f"{path}: cannot read the golden vectors: {str(exc)[:200]}") from None
+    windows = golden.get("windows") if isinstance(golden, dict) else None
+    lines = golden.get("lines") if isinstance(golden, dict) else None
+    if not (isinstance(lines, list) and all(isinstance(line, str) for line in lines) and isinstance(windows, list)):
+        raise BundleError(f'{path}: golden vectors need "lines" (strings) and "windows"')
+    for i, w in enumerate(windows):
+        scores = w.get("scores") if isinstance(w, dict) else None
+        if not (isinstance(scores, dict) and "stream" in w and "t" in w
+                and all(type(v) in (int, float) for v in scores.values())):  # fmt: skip
+            raise BundleError(f"{path}: golden window {i} needs stream, t and numeric scores")
+    return golden
+
+
+def _refuse(name):
+    raise ValueError(f"{name} is not a number")

@@ -8,6 +8,7 @@ watchdog and write stats while the sensors are quiet.
 import os
 import select
 import socket
+import time
 
 from edge_agent.errors import AgentError
 from edge_agent.samples import MAX_LINE_BYTES, SampleError
@@ -30,22 +31,38 @@ def open_source(spec):
         return FdSource(0, "stdin")
     if spec.startswith("tcp:"):
         return TcpSource(spec)
+    if os.path.isdir(spec):
+        raise AgentError(f"input {spec} is a directory; give a sample file, - (stdin) or tcp:127.0.0.1:PORT")
     try:
         return FdSource(os.open(spec, os.O_RDONLY), spec)
     except OSError as exc:
         raise AgentError(f"cannot open input {spec}: {exc.strerror}") from None
 
 
+BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts a file with it
+
+
 class LineSplitter:
-    """Bytes in, (line number, text, error) out; over-long lines are skipped to their end and reported once."""
+    """Bytes in, (line number, text, error) out; over-long lines are skipped to their end and reported once.
+
+    One splitter per byte stream (a file, stdin, one TCP connection): a UTF-8 byte order mark
+    at its start is dropped, and no state passes from one stream to the next.
+    """
 
     def __init__(self, max_bytes=MAX_LINE_BYTES):
         self.max_bytes = max_bytes
         self.buffer = b""
         self.number = 0
         self.skipping = False  # inside an over-long line
+        self.started = False  # past a possible byte order mark
 
     def feed(self, data):
+        if not self.started:
+            self.buffer += data
+            if len(self.buffer) < len(BOM) and BOM.startswith(self.buffer):
+                return []  # could still be a byte order mark
+            self.started = True
+            data, self.buffer = self.buffer[len(BOM) :] if self.buffer.startswith(BOM) else self.buffer, b""
         self.buffer += data
         out = []
         while True:
@@ -65,12 +82,18 @@ class LineSplitter:
             self.number += 1
             out.append(self._decode(line))
 
-    def finish(self):
-        """The last line when the input ends without a newline."""
+    def finish(self, partial_ok=True):
+        """The last line when the input ends without a newline.
+
+        partial_ok=False (a connection that closed mid-line): it is an error record, never a sample,
+        since a number cut short is still a number.
+        """
         rest, self.buffer = self.buffer, b""
         if self.skipping or not rest:
             return []
         self.number += 1
+        if not partial_ok:
+            return [(self.number, None, SampleError("partial-line", "the sender closed the connection inside a line"))]
         return [self._decode(rest)]
 
     def _decode(self, raw):
@@ -124,33 +147,115 @@ class FdSource:
 
 
 class TcpSource:
-    """A TCP listener on loopback: one sender at a time, served until the agent stops.
+    """A TCP listener on loopback serving up to MAX_CLIENTS senders at once.
 
-    A second sender waits in the listen backlog until the first disconnects (backpressure: block).
+    Fairness: each turn reads at most one chunk from every sender with data, so an idle or slow
+    sender never holds back the others. A sender that completes no line for CLIENT_TIMEOUT_S
+    seconds is disconnected; a sender over MAX_CLIENTS is refused at once; a reset connection
+    ends that sender only. A line cut off by a disconnect is an error record ("partial-line").
+    Each connection has its own splitter; line numbers run across all senders.
     """
 
     def __init__(self, spec):
-        _, host, port = spec.split(":", 2)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise AgentError(f"input {spec}: the agent listens on loopback only (127.0.0.1, ::1)")
+        host, port = _tcp_address(spec)
         try:
-            self.server = _listen(host, int(port))
+            self.server = _listen(host, port)
         except OSError as exc:
             raise AgentError(f"input {spec}: cannot listen: {exc.strerror}") from None
         self.name = spec
         self.counters = InputCounters()
-        self.stats = self.counters.stats
+        self.clients = {"accepted": 0, "refused": 0, "reset": 0, "timed_out": 0, "open": 0}
+        self.number = 0
+
+    def stats(self):
+        """The `input` field of the stats records, with the senders' counts."""
+        got = self.counters.stats()
+        got["input"]["clients"] = dict(self.clients)
+        return got
 
     def lines(self, tick=1.0):
-        splitter = LineSplitter()  # one numbering across senders
-        while True:
-            ready, _, _ = select.select([self.server], [], [], tick)
-            if not ready:
-                yield None
-                continue
-            conn, _ = self.server.accept()
-            with conn:
-                yield from _lines(lambda c=conn: c.recv(CHUNK), conn, splitter, tick, self.counters)
+        conns = {}  # socket -> [splitter, time of its last complete line or of the connection]
+        try:
+            while True:
+                ready, _, _ = select.select([self.server, *conns], [], [], tick)
+                if not ready:
+                    yield from self._expire(conns)
+                    yield None
+                    continue
+                for sock in ready:
+                    if sock is self.server:
+                        self._accept(conns)
+                    else:
+                        yield from self._renumber(self._read(sock, conns))
+                yield from self._expire(conns)
+        finally:
+            for sock in conns:
+                sock.close()
+            self.server.close()
+
+    def _accept(self, conns):
+        try:
+            sock, _ = self.server.accept()
+        except OSError:  # the client gave up between select and accept
+            return
+        if len(conns) >= MAX_CLIENTS:
+            self.clients["refused"] += 1
+            sock.close()
+            return
+        sock.setblocking(False)
+        conns[sock] = [LineSplitter(), time.monotonic()]
+        self.clients["accepted"] += 1
+        self.clients["open"] = len(conns)
+
+    def _read(self, sock, conns):
+        splitter, _ = conns[sock]
+        try:
+            data = sock.recv(CHUNK)
+        except BlockingIOError:
+            return []
+        except OSError:  # reset by the peer (SO_LINGER 0) or similar: that sender only
+            self.clients["reset"] += 1
+            return self._close(sock, conns)
+        self.counters.reads += 1
+        self.counters.backlogged += len(data) == CHUNK
+        if not data:
+            return self._close(sock, conns)
+        got = splitter.feed(data)
+        if got:
+            conns[sock][1] = time.monotonic()
+        return got
+
+    def _expire(self, conns):
+        now = time.monotonic()
+        for sock in [s for s, (_, last) in conns.items() if now - last > CLIENT_TIMEOUT_S]:
+            self.clients["timed_out"] += 1
+            yield from self._renumber(self._close(sock, conns))
+
+    def _close(self, sock, conns):
+        splitter, _ = conns.pop(sock)
+        sock.close()
+        self.clients["open"] = len(conns)
+        return splitter.finish(partial_ok=False)
+
+    def _renumber(self, lines):
+        for _, text, error in lines:
+            self.number += 1
+            yield self.number, text, error
+
+
+MAX_CLIENTS = 64  # senders at once; more are refused and counted
+CLIENT_TIMEOUT_S = 300.0  # a sender that completes no line for this long is disconnected and counted
+
+
+def _tcp_address(spec):
+    """(host, port) of tcp:HOST:PORT; AgentError for anything else, or a host that is not loopback."""
+    host, _, port = spec[len("tcp:") :].rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise AgentError(f"input {spec}: use tcp:127.0.0.1:PORT (PORT 1 to 65535)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise AgentError(f"input {spec}: the agent listens on loopback only (127.0.0.1, ::1)")
+    return ("127.0.0.1" if host == "localhost" else host), int(port)
 
 
 def _listen(host, port):

@@ -17,6 +17,7 @@ from pathlib import Path
 from edge_agent import bench as agent_bench
 from edge_agent.manifest import sha256_file
 from edgectl import __version__, deploy, evaluate, inspect_bundle, profiles
+from edgectl import board as boards
 from edgectl.data import cmapss
 from edgectl.errors import EdgectlError
 from edgectl.targets import q, sh
@@ -101,7 +102,8 @@ def upload_data(target, data, say):
 def ensure_release(bundle_dir, target, say, offline=False):
     """Upload and verify the bundle as a release on the board (or reuse one that verifies) without
     switching `current`: benchmarking never changes what the board serves."""
-    staged = deploy.stage_release(bundle_dir, target, say, offline=offline)
+    with boards.locked(target):
+        staged = deploy.stage_release(bundle_dir, target, say, offline=offline)
     return {"action": "reused release" if staged["reused"] else "uploaded", "current": deploy.current_release(target)}
 
 

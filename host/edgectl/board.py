@@ -1,6 +1,13 @@
 """What a board is: probed over its target before anything is uploaded."""
 
+import contextlib
+import os
+import socket
+import subprocess
+import time
+
 from edgectl.errors import EdgectlError
+from edgectl.targets import q
 
 # One round trip; every line is `key=value`. Works on any POSIX shell with python3.
 _PROBE = r"""
@@ -9,8 +16,8 @@ echo "kernel=$(uname -r)"
 echo "python=$(python3 -c 'import platform; print(platform.python_version())' 2>/dev/null)"
 echo "glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')"
 echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
-mkdir -p "$1" 2>/dev/null
-echo "disk_free_kb=$(df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}')"
+d="$1"; while [ ! -d "$d" ]; do d=$(dirname "$d"); done  # the home may not exist yet: probing creates nothing
+echo "disk_free_kb=$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
 echo "mem_available_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo 2>/dev/null)"
 echo "model=$(tr -d '\0' < /proc/device-tree/model 2>/dev/null)"
 echo "systemd=$( [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && echo yes || echo no)"
@@ -47,3 +54,51 @@ def check_fits(board, manifest, target):
                 f"{where}: bundle {manifest['bundle_id']} has no {stage['name']} library for {board['arch']} "
                 f"(it has {', '.join(sorted(libs))}); rebuild it with --profile for this board"
             )
+
+
+# Holds an exclusive flock on HOME/.lock while its stdin is open; prints "locked" or "busy <holder>".
+# The lock dies with the connection, so a killed deploy never leaves the board locked.
+_LOCK_HOLDER = r"""
+import fcntl, sys
+f = open(sys.argv[1], "a+")
+try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    f.seek(0)
+    print("busy " + f.read().strip(), flush=True)
+    sys.exit(0)
+f.seek(0)
+f.truncate()
+f.write(sys.argv[2])
+f.flush()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def locked(target):
+    """Hold the board's deploy lock (HOME/.lock); EdgectlError naming the holder when another deploy has it."""
+    holder = f"edgectl on {socket.gethostname()} (pid {os.getpid()}) since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    home = q(target.home)
+    script = f"mkdir -p {home} && exec python3 -c {q(_LOCK_HOLDER)} {home}/.lock {q(holder)}"
+    proc = target.popen(["sh", "-c", script], stdin=subprocess.PIPE)
+    answer = proc.stdout.readline().decode(errors="replace").strip()
+    try:
+        if answer.startswith("busy"):
+            raise EdgectlError(
+                f"{target}: another deploy holds the board's lock ({answer[5:] or 'unknown'}); "
+                "wait for it to finish, then run this again"
+            )
+        if answer != "locked":
+            err = proc.stderr.read().decode(errors="replace").strip()
+            raise EdgectlError(f"{target}: cannot take the board's deploy lock in {target.home}: {err or answer}")
+        yield
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()

@@ -1,16 +1,20 @@
 """`edgectl deploy` and `edgectl rollback`: releases on a board, switched atomically, health-checked.
 
 On the board: HOME/releases/<bundle-id>/ per release, HOME/current and
-HOME/previous as relative symlinks. A release is uploaded under a temporary name
-and renamed when complete, so an interrupted upload never becomes `current`. After
-the switch the agent must come up healthy (checksums, self-test, READY); if it
-does not, `current` goes back to the release it replaced, and deploy says so.
+HOME/previous as relative symlinks, managed by the board's `edge-agent release`
+(edge_agent/releases.py), under the board's deploy lock. A release is uploaded
+under a temporary name and verified there (signature included) before it replaces
+anything, so an interrupted or refused upload never becomes `current`. After the
+switch the agent must come up healthy (checksums, self-test, READY); if it does
+not, `current` goes back to the release it replaced, and deploy says so.
 """
 
+import json
+import secrets
 from pathlib import Path
 
 from edge_agent.errors import BundleError
-from edge_agent.manifest import load_bundle
+from edge_agent.manifest import BUNDLE_ID, load_bundle
 from edgectl import board as boards
 from edgectl import runtime_env, service, trust
 from edgectl.errors import EdgectlError
@@ -22,27 +26,26 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
 
     trust_key: a public key file to install on the board first; the bundle must be signed by it,
     and from then on the board serves only bundles signed by a key it trusts.
+    The board's deploy lock is held throughout: a second deploy to the same board is refused.
     """
     new_key = trust.signed_by(bundle_dir, trust_key) if trust_key else None
-    staged = stage_release(bundle_dir, target, say, offline, serial, signed=new_key is not None)
-    board, bundle_id, release, reused = staged["board"], staged["bundle_id"], staged["release"], staged["reused"]
-    service.install(target, board)
-    previous, before = current_release(target), release_link(target, "previous")
-    switch(target, bundle_id, keep_previous=previous != bundle_id)
-    say(f"{target}: current -> {bundle_id}; waiting for the agent to come up healthy")
-    health = service.restart_and_check(target, board)
-    if not health["healthy"]:
-        if previous and previous != bundle_id:
-            switch(target, previous, keep_previous=False)
-            _set_link(target, "previous", before)
-            service.restart_and_check(target, board)
-            outcome = f"rolled back to {previous}"
-        else:
-            outcome = "no previous release to roll back to"
-        raise EdgectlError(f"{target}: bundle {bundle_id} did not come up healthy: {outcome}.\n{health['detail']}")
-    # Only now: a key trusted before the health check would leave a rollback to an unsigned release unservable.
-    if new_key is not None:
-        say(f"{target}: trusting key {trust.install_key(target, board, new_key)}")
+    manifest = _load(bundle_dir)
+    with boards.locked(target):
+        staged = stage_release(bundle_dir, target, say, offline, serial, signed=new_key is not None, manifest=manifest)
+        board, bundle_id, release, reused = staged["board"], staged["bundle_id"], staged["release"], staged["reused"]
+        recovered = recover(target)  # a deploy that died after its switch; the agent is on the board by now
+        service.install(target, board)
+        previous = current_release(target)
+        release_op(target, "switch", "--to", bundle_id, *(["--keep-previous"] if previous != bundle_id else []))
+        say(f"{target}: current -> {bundle_id}; waiting for the agent to come up healthy")
+        health = service.restart_and_check(target, board)
+        if not health["healthy"]:
+            outcome = _undo(target, board, previous)
+            raise EdgectlError(f"{target}: bundle {bundle_id} did not come up healthy: {outcome}.\n{health['detail']}")
+        release_op(target, "settle")
+        # Only now: a key trusted before the health check would leave a rollback to an unsigned release unservable.
+        if new_key is not None:
+            say(f"{target}: trusting key {trust.install_key(target, board, new_key)}")
     return {
         "target": str(target),
         "bundle_id": bundle_id,
@@ -52,19 +55,18 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         "board": {k: board[k] for k in ("arch", "python", "glibc", "os")},
         "trusted_keys": trust.board_keys(target),
         "health": health,
+        **({"recovered": recovered} if recovered else {}),
     }
 
 
-def stage_release(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, signed=False):
+def stage_release(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, signed=False, manifest=None):
     """Everything before the switch: check the board can run the bundle, set up its runtime, upload the
-    release (or reuse one that verifies) and verify it there. `current` is not touched.
+    release (or reuse one with the same content) and verify it there. `current` is not touched.
+    Call with the board's lock held.
 
     Returns {"board", "bundle_id", "release", "reused"}.
     """
-    try:
-        manifest = load_bundle(bundle_dir)
-    except BundleError as exc:
-        raise EdgectlError(f"refusing to deploy: {exc}") from None
+    manifest = manifest or _load(bundle_dir)
     bundle_id = manifest["bundle_id"]
     board = boards.probe(target)
     boards.check_fits(board, manifest, target)
@@ -72,40 +74,76 @@ def stage_release(bundle_dir, target, say=lambda msg: None, offline=False, seria
         needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
         signed = signed or bool(trust.board_keys(target))
         runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
+    incoming = f".incoming-{secrets.token_hex(8)}"
+    sh(target, f"mkdir -p {q(target.home)}/releases")
+    say(f"uploading {bundle_id} to {target}")
+    target.put_dir(Path(bundle_dir), f"{target.home}/releases/{incoming}")
+    # The board verifies the upload (signature included) before anything in releases/ is replaced.
+    committed = release_op(
+        target, "commit", "--incoming", incoming, what="the uploaded bundle does not verify on the board"
+    )
     release = f"{target.home}/releases/{bundle_id}"
-    reused = _agent(target, "verify", release).returncode == 0
-    if not reused:
-        partial = f"{target.home}/releases/.partial-{bundle_id}"
-        sh(target, f"mkdir -p {q(target.home)}/releases && rm -rf {q(partial)} {q(release)}")
-        say(f"uploading {bundle_id} to {target}")
-        target.put_dir(Path(bundle_dir), partial)
-        sh(target, f"mv -T {q(partial)} {q(release)}")
-        check = _agent(target, "verify", release)
-        if check.returncode != 0:
-            raise EdgectlError(f"{target}: the uploaded bundle does not verify on the board:\n{check.stderr.strip()}")
-    return {"board": board, "bundle_id": bundle_id, "release": release, "reused": reused}
+    return {"board": board, "bundle_id": bundle_id, "release": release, "reused": committed["reused"]}
 
 
 def rollback(target, say=lambda msg: None):
-    """Switch `current` back to `previous` (the two swap) and check health."""
-    board = boards.probe(target)
-    current, previous = current_release(target), release_link(target, "previous")
-    if not previous:
-        raise EdgectlError(f"{target}: no previous release to roll back to")
-    check = _agent(target, "verify", f"{target.home}/releases/{previous}")
-    if check.returncode != 0:  # e.g. an unsigned release on a board that has trusted a key since
-        raise EdgectlError(f"{target}: previous release {previous} would not serve here:\n{check.stderr.strip()}")
-    switch(target, previous, keep_previous=True)
-    say(f"{target}: current -> {previous} (was {current})")
-    health = service.restart_and_check(target, board)
+    """Switch `current` back to `previous` (the two swap) and check health; a previous release that
+    does not come up healthy is switched away from again, and the rollback fails."""
+    with boards.locked(target):
+        if current_release(target) is None:
+            raise EdgectlError(f"{target}: no release deployed, nothing to roll back")
+        recover(target)
+        board = boards.probe(target)
+        current, previous = current_release(target), release_link(target, "previous")
+        if not previous:
+            raise EdgectlError(f"{target}: no previous release to roll back to")
+        check = _agent(target, "verify", f"{target.home}/releases/{previous}")
+        if check.returncode != 0:  # e.g. an unsigned release on a board that has trusted a key since
+            raise EdgectlError(f"{target}: previous release {previous} would not serve here:\n{check.stderr.strip()}")
+        release_op(target, "switch", "--to", previous, "--keep-previous")
+        say(f"{target}: current -> {previous} (was {current})")
+        health = service.restart_and_check(target, board)
+        if not health["healthy"]:
+            outcome = _undo(target, board, current)
+            raise EdgectlError(
+                f"{target}: previous release {previous} did not come up healthy: {outcome}.\n{health['detail']}"
+            )
+        release_op(target, "settle")
     return {"target": str(target), "bundle_id": previous, "previous": current, "health": health}
 
 
-def switch(target, bundle_id, keep_previous):
-    """Point `current` at a release with one rename; optionally remember the old one as `previous`."""
-    home = q(target.home)
-    keep = 'old=$(readlink current) && [ -n "$old" ] && ln -sfn "$old" previous; ' if keep_previous else ""
-    sh(target, f"cd {home} && {keep}ln -sfn releases/{q(bundle_id)} current.new && mv -Tf current.new current")
+def recover(target):
+    """Finish or undo a switch whose deploy died before its health check (HOME/.pending); None if there was none."""
+    shown = release_op(target, "show")
+    marker = shown["pending"]
+    if marker is None:
+        return None
+    board = boards.probe(target)
+    health = service.restart_and_check(target, board)
+    if health["healthy"]:
+        release_op(target, "settle")
+        return {"release": marker["to"], "action": "kept: healthy"}
+    outcome = _undo(target, board, marker["from"])
+    return {"release": marker["to"], "action": outcome}
+
+
+def _undo(target, board, previous):
+    """Undo the pending switch and bring the previous release back up; say how that went."""
+    release_op(target, "undo")
+    if not previous:
+        return "no previous release to roll back to"
+    back = service.restart_and_check(target, board)
+    if back["healthy"]:
+        return f"rolled back to {previous}"
+    return f"rolled back to {previous}, which is NOT healthy either: {back['detail'][-500:]}"
+
+
+def release_op(target, action, *args, what=None):
+    """`edge-agent release ACTION` on the board: the one place board paths are built and checked."""
+    got = target.run([*target.agent_argv(), "release", action, "--home", target.home, *args])
+    if got.returncode != 0:
+        raise EdgectlError(f"{target}: {what or 'release ' + action + ' failed'}:\n{got.stderr.strip()}")
+    return json.loads(got.stdout)
 
 
 def current_release(target):
@@ -114,15 +152,22 @@ def current_release(target):
 
 
 def release_link(target, name):
-    """The bundle id a link in HOME (current, previous) points at, or None."""
+    """The bundle id a link in HOME (current, previous) points at, or None. Works before any agent is there."""
     got = target.run(["sh", "-c", f"readlink {q(target.home)}/{name} || true"])
     link = got.stdout.strip()
-    return link.rsplit("/", 1)[-1] if link else None
+    if not link:
+        return None
+    bundle_id = link.rsplit("/", 1)[-1]
+    if not link.startswith("releases/") or not BUNDLE_ID.fullmatch(bundle_id):
+        raise EdgectlError(f"{target}: {target.home}/{name} points at {link!r}, not at a release")
+    return bundle_id
 
 
-def _set_link(target, name, bundle_id):
-    path = f"{q(target.home)}/{name}"
-    sh(target, f"ln -sfn releases/{q(bundle_id)} {path}" if bundle_id else f"rm -f {path}")
+def _load(bundle_dir):
+    try:
+        return load_bundle(bundle_dir)
+    except BundleError as exc:
+        raise EdgectlError(f"refusing to deploy: {exc}") from None
 
 
 def _agent(target, command, bundle):

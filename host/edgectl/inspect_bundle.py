@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from edge_agent.errors import BundleError
+from edge_agent.errors import AgentError, BundleError
 from edge_agent.manifest import load_bundle
+from edge_agent.selftest import read_golden
 from edge_agent.signature import describe_signature
 from edgectl.errors import EdgectlError
 
@@ -19,6 +20,7 @@ def summary(bundle_dir, source=None):
         manifest = load_bundle(bundle_dir)
     except BundleError as exc:
         raise EdgectlError(str(exc)) from None
+    self_test = _self_test(bundle_dir, manifest)
     archive = source if source.is_file() else bundle_dir.with_name(bundle_dir.name + ".tar.gz")
     stages = []
     for stage in manifest["stages"]:
@@ -41,6 +43,7 @@ def summary(bundle_dir, source=None):
         "path": str(source),
         "format_version": manifest["format_version"],
         "checksums": "ok",
+        "self_test": self_test,
         "signature": describe_signature(bundle_dir),
         "files": len(manifest["files"]),
         "bundle_bytes": sum((bundle_dir / f).stat().st_size for f in manifest["files"]),
@@ -51,3 +54,21 @@ def summary(bundle_dir, source=None):
         "stages": stages,
         "cascade": manifest.get("cascade"),
     }
+
+
+def _self_test(bundle_dir, manifest):
+    """The agent's own start-up checks and golden vectors, run here where the stages load on this machine.
+
+    A bundle the board would refuse is an error; stages this machine cannot run (another arch,
+    no TFLite runtime) leave {"status": "not run here", "why"} after the golden file's own checks.
+    """
+    from edge_agent.agent import start  # numpy, ctypes; LiteRT only for a TFLite stage
+
+    try:
+        read_golden(Path(bundle_dir) / manifest["golden"]["file"])
+        _, info = start(bundle_dir, trusted_keys=str(Path(bundle_dir) / ".no-trusted-keys"))
+    except BundleError as exc:
+        raise EdgectlError(f"{bundle_dir}: {exc}") from None
+    except AgentError as exc:
+        return {"status": "not run here", "why": str(exc)}
+    return {"status": "ok", **info["self_test"], **({"degraded": info["degraded"]} if "degraded" in info else {})}

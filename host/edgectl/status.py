@@ -17,12 +17,15 @@ def status(target):
         "board": {k: board[k] for k in ("arch", "kernel", "python", "os", "model")},
         "release": current,
         "previous": deploy.release_link(target, "previous"),
-        "releases": [r for r in releases if not r.startswith(".partial-")],
+        "releases": [r for r in releases if not r.startswith(".")],
         "health": "no release deployed",
         "detail": "",
         "uptime_s": None,
         "last_stats": None,
     }
+    pending = target.run(["sh", "-c", f"cat {q(target.home)}/.pending 2>/dev/null || true"]).stdout.strip()
+    if pending:  # a deploy died between its switch and its health check; the next deploy or rollback settles it
+        result["pending_switch"] = json.loads(pending)
     if current is None:
         return result
     check = service.selftest_current(target)

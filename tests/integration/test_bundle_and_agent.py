@@ -107,7 +107,7 @@ def test_a_bundle_whose_golden_scores_disagree_fails_its_self_test(xgb_build, tm
         (lambda m: m["files"].update({"../etc/passwd": "0" * 64}), "points outside the bundle"),
         (lambda m: m["window"].update(length=0), "window.length"),
         (lambda m: m["features"].update(kinds=["median"]), "features.kinds"),
-        (lambda m: m["drift"].update(psi_window=0), "the drift section is malformed"),
+        (lambda m: m["drift"].update(psi_window=0), "drift.psi_window: 0 is below the minimum 1"),
     ],
 )
 def test_manifest_schema_errors_are_clear(xgb_build, tmp_path, change, message, agent):

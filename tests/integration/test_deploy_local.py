@@ -18,7 +18,7 @@ def second_bundle(xgb_build, tmp_path):
     shutil.copytree(xgb_build.bundle_dir, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["stages"][0]["threshold"] = 0.9
-    manifest["bundle_id"] = "xgboost-second"
+    manifest["name"] = "xgboost-second"  # the id is derived from the name and the content
     write_manifest(copy, manifest)
     return copy
 
@@ -33,10 +33,10 @@ def test_deploy_switches_current_and_keeps_the_previous_release(xgb_build, tmp_p
     again = deploy.deploy(xgb_build.bundle_dir, target)
     assert again["reused"]
     second = deploy.deploy(second_bundle(xgb_build, tmp_path), target)
-    assert second["previous"] == bundle_id
-    assert os.readlink(board / "current") == "releases/xgboost-second"
+    assert second["previous"] == bundle_id and second["bundle_id"].startswith("xgboost-second-")
+    assert os.readlink(board / "current") == f"releases/{second['bundle_id']}"
     assert os.readlink(board / "previous") == f"releases/{bundle_id}"
-    assert sorted(p.name for p in (board / "releases").iterdir()) == sorted([bundle_id, "xgboost-second"])
+    assert sorted(p.name for p in (board / "releases").iterdir()) == sorted([bundle_id, second["bundle_id"]])
 
 
 def test_a_bundle_failing_its_self_test_on_the_board_is_rolled_back(xgb_build, tmp_path):

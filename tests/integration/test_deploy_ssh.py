@@ -1,6 +1,7 @@
 """Deploy over a real OpenSSH server on loopback (an x86_64 board): offline runtime, refusal,
 interrupted uploads, rollback and status."""
 
+import glob
 import json
 import os
 import shutil
@@ -50,7 +51,7 @@ def test_a_bundle_for_another_arch_is_refused_before_upload(xgb_build, target, t
     manifest = json.loads((other / "manifest.json").read_text())
     libs = manifest["stages"][0]["libs"]
     manifest["stages"][0]["libs"] = {"aarch64": next(iter(libs.values()))}
-    manifest["bundle_id"] = "xgboost-arm-only"
+    manifest["name"] = "xgboost-arm-only"
     write_manifest(other, manifest)
     with pytest.raises(EdgectlError, match=r"has no xgboost library for x86_64 \(it has aarch64\)"):
         deploy.deploy(other, target, offline=True)
@@ -64,7 +65,7 @@ def big_bundle(xgb_build, tmp_path):
     with open(copy / "padding.bin", "wb") as f:
         f.write(os.urandom(1 << 20) * 300)
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["bundle_id"] = "xgboost-big"
+    manifest["name"] = "xgboost-big"
     write_manifest(copy, manifest)
     return copy
 
@@ -75,13 +76,13 @@ def test_an_upload_cut_by_a_dropped_connection_never_becomes_current_and_a_rerun
     deploy.deploy(xgb_build.bundle_dir, target, offline=True)
     first = xgb_build.manifest["bundle_id"]
     big = big_bundle(xgb_build, tmp_path)
-    partial = f"{target.home}/releases/.partial-xgboost-big"
+    big_id = json.loads((big / "manifest.json").read_text())["bundle_id"]
 
     def cut_when_uploading():
-        padding = f"{partial}/padding.bin"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if os.path.exists(padding) and os.path.getsize(padding) > 20 << 20:  # well into the upload
+            uploads = glob.glob(f"{target.home}/releases/.incoming-*/padding.bin")
+            if uploads and os.path.getsize(uploads[0]) > 20 << 20:  # well into the upload
                 break
             time.sleep(0.005)
         subprocess.run(["pkill", "-KILL", "-P", str(ssh_board.process.pid)])  # drop every session
@@ -94,11 +95,11 @@ def test_an_upload_cut_by_a_dropped_connection_never_becomes_current_and_a_rerun
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert deploy.current_release(target) == first
-    assert not os.path.exists(f"{target.home}/releases/xgboost-big")
+    assert not os.path.exists(f"{target.home}/releases/{big_id}")
     result = deploy.deploy(big, target, offline=True)  # the re-run
-    assert result["bundle_id"] == "xgboost-big" and not result["reused"]
-    assert deploy.current_release(target) == "xgboost-big"
-    assert not os.path.exists(partial)
+    assert result["bundle_id"] == big_id and not result["reused"]
+    assert deploy.current_release(target) == big_id
+    assert not glob.glob(f"{target.home}/releases/.incoming-*")  # the cut upload was cleared
 
 
 def test_rollback_and_status_on_a_healthy_and_a_degraded_board(xgb_build, target, tmp_path):
@@ -107,16 +108,16 @@ def test_rollback_and_status_on_a_healthy_and_a_degraded_board(xgb_build, target
     second = tmp_path / "second"
     shutil.copytree(xgb_build.bundle_dir, second)
     manifest = json.loads((second / "manifest.json").read_text())
-    manifest["bundle_id"] = "xgboost-second"
-    write_manifest(second, manifest)
+    manifest["name"] = "xgboost-second"
+    second_id = write_manifest(second, manifest)["bundle_id"]
     deploy.deploy(second, target, offline=True)
     healthy = status.status(target)
-    assert healthy["health"] == "healthy" and healthy["release"] == "xgboost-second"
+    assert healthy["health"] == "healthy" and healthy["release"] == second_id
     assert healthy["previous"] == xgb_build.manifest["bundle_id"]
 
     back = deploy.rollback(target)
     assert back["bundle_id"] == xgb_build.manifest["bundle_id"] and back["health"]["healthy"]
-    assert status.status(target)["previous"] == "xgboost-second"
+    assert status.status(target)["previous"] == second_id
 
     golden = f"{target.home}/current/golden.json"
     with open(golden, "a") as f:
@@ -131,3 +132,23 @@ def test_an_unreachable_board_is_a_clear_error(xgb_build):
     target = parse_target("ssh://root@127.0.0.1:1/opt/edgectl")
     with pytest.raises(EdgectlError, match="cannot reach the board over ssh"):
         deploy.deploy(xgb_build.bundle_dir, target)
+
+
+@pytest.mark.parametrize("bundle_id", ["../../victim", "../trusted_keys", ""])
+def test_an_id_that_is_a_path_is_refused_over_ssh_and_nothing_is_touched(xgb_build, target, tmp_path, bundle_id):
+    deploy.deploy(xgb_build.bundle_dir, target, offline=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    home = tmp_path / "home"
+    before = sorted(str(p) for p in home.rglob("*")), deploy.current_release(target)
+    hostile = tmp_path / "hostile"
+    shutil.copytree(xgb_build.bundle_dir, hostile)
+    manifest = json.loads((hostile / "manifest.json").read_text())
+    manifest["bundle_id"] = bundle_id
+    (hostile / "manifest.json").write_text(json.dumps(manifest))
+    proc = subprocess.run([sys.executable, "-m", "edgectl.cli", "deploy", str(hostile), str(target), "--offline"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 1 and f"bundle id {bundle_id!r} is not a valid id" in proc.stderr
+    assert (victim / "precious.txt").read_text() == "keep me"
+    assert (sorted(str(p) for p in home.rglob("*")), deploy.current_release(target)) == before

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 from cli import edgectl
 
-from edge_agent.manifest import SIGNATURE_NAME
+from edge_agent.manifest import SIGNATURE_NAME, content_hash, write_manifest
 from edge_convert import ConversionError, signing
 from edgectl import deploy, runner, service
 from edgectl.errors import EdgectlError
@@ -82,7 +82,8 @@ def test_a_manifest_changed_after_signing_is_refused(bundle, tmp_path, agent):
     key, public, kid = make_key(tmp_path, "release")
     signing.sign_bundle(bundle, key)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["stages"][0]["threshold"] = 0.01  # every file still matches its sha256: only the signature can tell
+    manifest["stages"][0]["threshold"] = 0.01  # every file still matches its sha256, and the id is made to
+    manifest["bundle_id"] = f"{manifest['name']}-{content_hash(manifest)[:12]}"  # match: only the signature can tell
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     assert agent("verify", "--bundle", str(bundle), "--trusted-keys", str(tmp_path / "none")).returncode == 0
     message = refusal(agent, bundle, trusting(tmp_path, public))
@@ -149,7 +150,7 @@ def test_deploy_trust_key_then_only_signed_bundles_deploy(bundle, xgb_build, tmp
     other = tmp_path / "other"  # an unsigned bundle under another id
     shutil.copytree(bundle, other)
     manifest = json.loads((other / "manifest.json").read_text())
-    (other / "manifest.json").write_text(json.dumps({**manifest, "bundle_id": "xgboost-unsigned"}))
+    write_manifest(other, {**manifest, "name": "xgboost-unsigned"})
     with pytest.raises(EdgectlError, match=f"does not verify on the board(.|\n)*is not signed(.|\n)*one of: {kid}"):
         deploy.deploy(other, target)
     current = xgb_build.manifest["bundle_id"]
@@ -167,12 +168,12 @@ def test_rollback_refuses_a_previous_release_the_board_no_longer_trusts(bundle, 
     unsigned = tmp_path / "unsigned"  # served before the board trusted any key, under another id
     shutil.copytree(bundle, unsigned)
     manifest = json.loads((unsigned / "manifest.json").read_text())
-    (unsigned / "manifest.json").write_text(json.dumps({**manifest, "bundle_id": "xgboost-unsigned"}))
+    write_manifest(unsigned, {**manifest, "name": "xgboost-unsigned"})
     board = tmp_path / "board"
     target = parse_target(f"local:{board}")
     deploy.deploy(unsigned, target)
     assert deploy.deploy(signed, target, trust_key=public)["trusted_keys"] == [kid]
-    with pytest.raises(EdgectlError, match="previous release xgboost-unsigned would not serve here"):
+    with pytest.raises(EdgectlError, match="previous release xgboost-unsigned-[0-9a-f]{12} would not serve here"):
         deploy.rollback(target)
     assert deploy.current_release(target) == manifest["bundle_id"]  # still the signed release
     assert service.selftest_current(target).returncode == 0

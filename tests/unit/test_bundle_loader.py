@@ -25,7 +25,7 @@ SMALL = {
     "features": {"kinds": ["mean", "last"], "names": ["a_mean", "a_last"]},
     "stages": [
         {"name": "trees", "kind": "tree-lib", "input": "features", "threshold": 0.5, "libs": {"x86_64": "t/lib.so"}},
-        {"name": "nn", "kind": "tflite", "input": "raw", "threshold": 0.5, "file": "model.tflite"},
+        {"name": "nn", "kind": "tflite", "input": "window", "threshold": 0.5, "file": "model.tflite"},
     ],
     "cascade": {"low": 0.2, "high": 0.8},
     "golden": {"file": "golden.json", "tolerance": {"trees": 0.0, "nn": 0.01}},

@@ -40,12 +40,14 @@ def test_a_new_manifest_drops_the_old_signature_and_never_lists_it(tmp_path):
         "format": "edgectl-bundle",
         "format_version": 1,
         "bundle_id": "b",
-        "input": {},
+        "input": {"fields": ["unit", "t", "a"], "stream_field": "unit", "time_field": "t", "features": ["a"]},
         "window": {"length": 2, "stride": 1},
-        "preprocessing": {},
+        "preprocessing": {"center": [0.0], "scale": [1.0]},
         "features": {},
-        "stages": [{"name": "s", "kind": "tree-lib", "input": "features", "threshold": 0.5}],
-        "golden": {},
+        "stages": [
+            {"name": "s", "kind": "tree-lib", "input": "features", "threshold": 0.5, "libs": {"x": "model.bin"}}
+        ],
+        "golden": {"file": "model.bin", "tolerance": {"s": 0.0}},
     }
     written = write_manifest(tmp_path, manifest)
     assert list(written["files"]) == ["model.bin"]

@@ -47,6 +47,7 @@ class TFLiteStage:
         self._in_index, self._out_index = inp["index"], out["index"]
         self._in_dtype = inp["dtype"]
         self._in_shape = inp["shape"]
+        self.n_inputs = int(np.prod(self._in_shape))
         self._in_scale, self._in_zero = _quant(inp)
         self._out_scale, self._out_zero = _quant(out)
 

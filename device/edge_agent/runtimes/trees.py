@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.errors import AgentError
+from edge_agent.errors import AgentError, BundleError
 
 ABI_VERSION = 1
 
@@ -37,10 +37,17 @@ class TreeStage:
             lib = ctypes.CDLL(str(path.resolve()))
         except OSError as exc:
             raise AgentError(f"stage {stage['name']!r}: cannot load {path}: {exc}") from None
-        if lib.edge_abi_version() != ABI_VERSION:
-            raise AgentError(f"{path}: tree library ABI {lib.edge_abi_version()}, agent expects {ABI_VERSION}")
-        self.n_features = lib.edge_num_feature()
-        self._predict = lib.edge_predict
+        try:
+            abi, n_features, predict = lib.edge_abi_version, lib.edge_num_feature, lib.edge_predict
+        except AttributeError as exc:
+            raise BundleError(f"{path}: not an edgectl tree library (no {str(exc).split()[-1]})") from None
+        if abi() != ABI_VERSION:
+            raise AgentError(f"{path}: tree library ABI {abi()}, agent expects {ABI_VERSION}")
+        self.n_features = n_features()
+        if not 0 < self.n_features <= 1 << 20:
+            raise AgentError(f"{path}: the library reports {self.n_features} input features")
+        self.n_inputs = self.n_features
+        self._predict = predict
         self._predict.restype = ctypes.c_int
         self._predict.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
         self._row = np.zeros(self.n_features, dtype=np.float32)

@@ -169,11 +169,19 @@ def list_profiles(as_json):
     emit(rows, as_json, lambda r: table(r, columns))
 
 
+def _self_test_text(result):
+    if result["status"] != "ok":
+        return f"{result['status']}: {result['why']}"
+    worst = ", ".join(f"{stage} {diff:.2g}" for stage, diff in result["max_abs_diff"].items())
+    return f"passed on this machine, {result['windows']} golden windows (max abs diff {worst})"
+
+
 def _render_inspect(info):
     head = [
         f"bundle     {info['bundle_id']}  (format {info['format_version']}, checksums {info['checksums']})",
         f"path       {info['path']}",
         f"signature  {_signature_text(info.get('signature'))}",
+        f"self-test  {_self_test_text(info['self_test'])}",
         f"size       {info['bundle_bytes'] / 1024:.1f} KB in {info['files']} files"
         + (f", {info['archive_bytes'] / 1024:.1f} KB as .tar.gz" if info["archive_bytes"] else ""),
         f"window     {info['window']['length']} samples, stride {info['window']['stride']}, "

@@ -19,17 +19,19 @@ class LocalTarget:
         if not directory:
             raise EdgectlError("local target needs a directory: local:DIR")
         self.root = Path(directory).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise EdgectlError(f"local:{directory}: not a directory; a local board is a directory (local:DIR)")
         self.home = str(self.root)
 
     def __str__(self):
         return f"local:{self.root}"
 
     def run(self, argv, timeout=300):
-        self.root.mkdir(parents=True, exist_ok=True)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.root)
+        # No working directory: a command on a board never depends on one, and reading creates nothing.
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
     def popen(self, argv, stdin):
-        return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.root)
+        return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def put_dir(self, src, dest):
         shutil.copytree(src, dest)

@@ -1,0 +1,188 @@
+"""The board's releases: HOME/releases/<id>/, the `current` and `previous` links, and the pending switch.
+
+Every board path the deploy touches is built here by `board_path`, from checked names, inside
+HOME; nothing else on the board deletes, renames or links release directories. The host holds
+the board's deploy lock (HOME/.lock, see `edgectl.board.locked`) around these calls.
+
+A switch first writes HOME/.pending (the release it replaces and the old `previous`); the
+deploy removes it once the new release is healthy. A deploy killed between the two leaves the
+marker, and the next deploy or rollback finishes the switch (healthy) or undoes it.
+"""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from edge_agent.errors import BundleError
+from edge_agent.manifest import SIGNATURE_NAME, check_bundle_id, read_manifest_bytes
+from edge_agent.signature import load_trusted_bundle
+
+INCOMING = re.compile(r"\.incoming-[0-9a-f]{16}")  # an upload in progress, named by the host
+LINKS = ("current", "previous")
+PENDING = ".pending"
+
+
+def board_path(home, *names):
+    """HOME/names...: each name a bundle id, an upload name or a link name; never anything that leaves HOME."""
+    home = Path(home)
+    for name in names:
+        if name not in ("releases", *LINKS, PENDING) and not INCOMING.fullmatch(name):
+            check_bundle_id(name, str(home))
+    path = home.joinpath(*names)
+    if os.path.commonpath([os.path.abspath(home), os.path.abspath(path)]) != os.path.abspath(home):
+        raise BundleError(f"{home}: {'/'.join(names)} leaves the board's home")  # unreachable with checked names
+    return path
+
+
+def commit(home, incoming, trusted_keys):
+    """Make an uploaded directory HOME/releases/<its id>; return {"bundle_id", "reused"}.
+
+    The upload is verified first (schema, id, checksums, and the signature where the board trusts
+    keys): nothing in releases/ is deleted or replaced for a bundle the board would refuse. A
+    release of the same id that verifies and carries the same signature is kept (the id names the
+    content, so it holds the same files) and the upload dropped.
+    """
+    upload = board_path(home, "releases", incoming)
+    _remove_stale_uploads(home, keep=incoming)
+    try:
+        manifest, _ = load_trusted_bundle(upload, trusted_keys)
+    except BundleError:
+        shutil.rmtree(upload, ignore_errors=True)
+        raise
+    bundle_id = manifest["bundle_id"]
+    release = board_path(home, "releases", bundle_id)
+    if release.is_dir() and _same_release(release, upload, trusted_keys):
+        shutil.rmtree(upload)
+        return {"bundle_id": bundle_id, "reused": True}
+    if release.exists() or release.is_symlink():
+        # Aside first, then in: `current` may point here, and is without a target only between two renames.
+        aside = board_path(home, "releases", f".incoming-{os.urandom(8).hex()}")
+        os.rename(release, aside)
+        os.rename(upload, release)
+        _remove(aside)
+    else:
+        os.rename(upload, release)
+    _fsync_dir(release.parent)
+    return {"bundle_id": bundle_id, "reused": False}
+
+
+def link(home, name):
+    """The bundle id a link (current, previous) points at, or None; a link to anything else is an error."""
+    path = board_path(home, name)
+    try:
+        target = os.readlink(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BundleError(f"{path}: not a release link: {exc.strerror}") from None
+    parts = Path(target).parts
+    if len(parts) != 2 or parts[0] != "releases":
+        raise BundleError(f"{path} points at {target!r}, not at a release (releases/<id>)")
+    return check_bundle_id(parts[1], str(path))
+
+
+def set_link(home, name, bundle_id):
+    """Point a link at releases/<bundle_id> with one rename (None removes it)."""
+    path = board_path(home, name)
+    if bundle_id is None:
+        if path.is_symlink():
+            path.unlink()
+        return
+    if not board_path(home, "releases", bundle_id).is_dir():
+        raise BundleError(f"{home}: no release {bundle_id} to point {name} at")
+    tmp = path.with_name(f".{name}.{os.getpid()}")  # per process: two writers never share a temporary name
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(f"releases/{bundle_id}", tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def switch(home, bundle_id, keep_previous=True):
+    """Make `current` point at bundle_id, recording what to undo in HOME/.pending first.
+
+    keep_previous: the release that was current becomes `previous`. Returns the marker.
+    """
+    if not board_path(home, "releases", bundle_id).is_dir():
+        raise BundleError(f"{home}: no release {bundle_id} to switch to")
+    old, previous = link(home, "current"), link(home, "previous")
+    marker = {"to": bundle_id, "from": old, "previous": previous}
+    path = board_path(home, PENDING)
+    tmp = path.with_name(f"{PENDING}.{os.getpid()}")
+    tmp.write_text(json.dumps(marker))
+    os.replace(tmp, path)
+    if keep_previous and old and old != bundle_id:
+        set_link(home, "previous", old)
+    set_link(home, "current", bundle_id)
+    return marker
+
+
+def pending(home):
+    """The marker of a switch not yet settled, or None."""
+    try:
+        marker = json.loads(board_path(home, PENDING).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{home}/{PENDING}: unreadable switch marker: {exc}") from None
+    if not (isinstance(marker, dict) and all(isinstance(marker.get(k), (str, type(None))) for k in ("to", "from"))):
+        raise BundleError(f"{home}/{PENDING}: malformed switch marker")
+    for key in ("to", "from", "previous"):
+        if marker.get(key) is not None:
+            check_bundle_id(marker[key], f"{home}/{PENDING}")
+    return marker
+
+
+def settle(home):
+    """The switch was healthy: forget how to undo it."""
+    board_path(home, PENDING).unlink(missing_ok=True)
+
+
+def undo(home):
+    """Put `current` and `previous` back as they were before the pending switch; return the marker."""
+    marker = pending(home)
+    if marker is None:
+        return None
+    set_link(home, "current", marker["from"])
+    set_link(home, "previous", marker.get("previous"))
+    settle(home)
+    return marker
+
+
+def _same_release(release, upload, trusted_keys):
+    try:
+        load_trusted_bundle(release, trusted_keys)
+    except BundleError:
+        return False
+    return read_manifest_bytes(release) == read_manifest_bytes(upload) and _signature(release) == _signature(upload)
+
+
+def _signature(bundle):
+    path = Path(bundle) / SIGNATURE_NAME
+    return path.read_bytes() if path.is_file() else None
+
+
+def _remove_stale_uploads(home, keep):
+    """Uploads of deploys that died: with the lock held, no other deploy is uploading."""
+    releases = board_path(home, "releases")
+    for path in releases.iterdir() if releases.is_dir() else ():
+        if INCOMING.fullmatch(path.name) and path.name != keep:
+            _remove(path)
+
+
+def _remove(path):
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_dir(path):
+    """A rename is durable once its directory is synced (power loss on an SD card)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
