@@ -23,7 +23,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", dlerror());
     return 1;
   }
-  int (*predict)(const float *, float *) = (int (*)(const float *, float *))dlsym(lib, "edge_predict");
+  /* ABI 2 (edge_num_output present): double outputs; a binary bundle has one. */
+  int (*predict)(const float *, double *) = (int (*)(const float *, double *))dlsym(lib, "edge_predict");
   long n = atol(argv[3]), nf = atol(argv[4]);
   float *rows = malloc(sizeof(float) * n * nf);
   double *lat = malloc(sizeof(double) * n);
@@ -33,15 +34,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   fclose(f);
-  volatile float sink = 0;
-  float score;
+  volatile double sink = 0;
+  double score[256];
   for (long r = 0; r < n; ++r) { /* warm-up: page in the code and the rows */
-    predict(rows + r * nf, &score);
-    sink += score;
+    predict(rows + r * nf, score);
+    sink += score[0];
   }
   for (long r = 0; r < n; ++r) {
     double t0 = now_ns();
-    predict(rows + r * nf, &score);
+    predict(rows + r * nf, score);
     lat[r] = now_ns() - t0;
     sink += score;
   }

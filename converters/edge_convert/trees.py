@@ -1,10 +1,13 @@
 """Tree ensembles -> Treelite -> TL2cgen C -> a shared library with our entry point, plus parity.
 
-Families: XGBoost (Booster or the sklearn wrapper) and scikit-learn RandomForest,
-ExtraTrees, GradientBoosting and HistGradientBoosting classifiers (binary).
+Frontends: XGBoost (JSON, UBJSON, a Booster or the sklearn wrapper), LightGBM (text model,
+Booster) and scikit-learn RandomForest, ExtraTrees, GradientBoosting and HistGradientBoosting,
+classifiers and regressors (.skops, or a pickle when the user allows it). All go through the
+Treelite model; binary, multiclass (one probability per class) and regression.
 """
 
 import ctypes
+import json
 import re
 import shutil
 import subprocess
@@ -22,31 +25,155 @@ PARITY_LIMIT = 1e-6
 ENTRY_POINT = "edge_predict.c"
 
 
-def to_treelite(model):
-    """Import a trained tree ensemble into a Treelite model."""
-    import treelite
+# Model files by how their name ends: one frontend each, all in front of the Treelite model.
+FORMATS = {
+    ".json": "XGBoost JSON", ".ubj": "XGBoost UBJSON", ".txt": "LightGBM text model",
+    ".skops": "scikit-learn (skops)", ".joblib": "scikit-learn (joblib pickle)", ".pkl": "scikit-learn (pickle)",
+}  # fmt: skip
+SKLEARN_ENSEMBLES = (
+    "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+    "GradientBoostingClassifier", "GradientBoostingRegressor",
+    "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
+)  # fmt: skip
 
+
+def load(path, allow_pickle=False):
+    """A tree ensemble from the file a user trained elsewhere: XGBoost JSON/UBJSON, LightGBM text,
+    scikit-learn as .skops (or, with allow_pickle, .joblib/.pkl). Returns the library's own model."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ConversionError(f"{path}: unknown model file type {suffix or '(none)'}; tree models: {_formats()}")
+    try:
+        if suffix in (".json", ".ubj"):
+            import xgboost
+
+            booster = xgboost.Booster()
+            booster.load_model(str(path))
+            return booster
+        if suffix == ".txt":
+            import lightgbm
+
+            return lightgbm.Booster(model_file=str(path))
+        if suffix == ".skops":
+            import skops.io
+
+            untrusted = skops.io.get_untrusted_types(file=str(path))
+            unknown = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "builtins."))]
+            if unknown:
+                raise ConversionError(f"{path}: holds types that are not scikit-learn's: {', '.join(unknown[:5])}")
+            model = skops.io.load(str(path), trusted=untrusted)
+        else:
+            if not allow_pickle:
+                raise ConversionError(
+                    f"{path}: loading a pickle runs any code inside it; save the model with skops "
+                    "(skops.io.dump(model, 'model.skops')), or pass --allow-pickle if you trust this file"
+                )
+            import joblib
+
+            model = joblib.load(path)
+    except ConversionError:
+        raise
+    except Exception as exc:  # each library raises its own types for a damaged or foreign file
+        raise ConversionError(f"{path}: cannot read it as a {FORMATS[suffix]}: {str(exc)[:300]}") from None
+    check_supported(model, path)
+    return model
+
+
+def check_supported(model, where="model"):
+    """Refuse, naming what works, a model Treelite cannot take (a Pipeline, an SVC, ...)."""
     kind = type(model).__name__
-    if kind in ("XGBClassifier", "XGBRegressor"):
-        return treelite.frontend.from_xgboost(model.get_booster())
-    if kind == "Booster" and type(model).__module__.startswith("xgboost"):
-        return treelite.frontend.from_xgboost(model)
-    if type(model).__module__.startswith("sklearn.ensemble"):
-        return treelite.sklearn.import_model(model)
+    module = type(model).__module__
+    if module.startswith("xgboost") or module.startswith("lightgbm") or kind in SKLEARN_ENSEMBLES:
+        return
+    hint = " (convert the estimator inside it, and put its preprocessing in the spec)" if kind == "Pipeline" else ""
     raise ConversionError(
-        f"cannot convert a {kind}: supported are XGBoost and scikit-learn RandomForest, "
-        "ExtraTrees, GradientBoosting and HistGradientBoosting"
+        f"{where}: a {kind} cannot be compiled to C{hint}; tree models that can: XGBoost, LightGBM, "
+        f"scikit-learn {', '.join(SKLEARN_ENSEMBLES)}"
     )
 
 
-def native_scores(model, X):
-    """Positive-class scores of the model's own predict on float32 rows."""
+def _formats():
+    return ", ".join(f"{ext} ({what})" for ext, what in FORMATS.items())
+
+
+def model_task(model):
+    """(task, number of classes or 1) the model was trained for, read from the model itself."""
+    kind, module = type(model).__name__, type(model).__module__
+    if module.startswith("xgboost"):
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        learner = json.loads(booster.save_config())["learner"]
+        objective = learner["learner_train_param"]["objective"]
+        if objective.startswith("multi:"):
+            if objective != "multi:softprob":
+                raise ConversionError(f"XGBoost objective {objective}: train with multi:softprob to get probabilities")
+            return "multiclass", int(learner["learner_model_param"]["num_class"])
+        return ("binary", 1) if objective.startswith(("binary:logistic", "reg:logistic")) else ("regression", 1)
+    if module.startswith("lightgbm"):
+        booster = model.booster_ if hasattr(model, "booster_") else model
+        objective = (
+            str(booster.dump_model().get("objective", "")).split()[0] if booster.dump_model().get("objective") else ""
+        )
+        if objective.startswith("multiclass"):
+            return "multiclass", int(booster.dump_model()["num_class"])
+        return ("binary", 1) if objective in ("binary", "cross_entropy") else ("regression", 1)
+    if kind.endswith("Classifier"):
+        n = len(model.classes_)
+        return ("binary", 2) if n == 2 else ("multiclass", n)
+    return "regression", 1
+
+
+def to_treelite(model):
+    """Import a trained tree ensemble into a Treelite model (the one representation the C comes from)."""
+    import treelite
+
+    check_supported(model)
+    module = type(model).__module__
+    if module.startswith("xgboost"):
+        return treelite.frontend.from_xgboost(model.get_booster() if hasattr(model, "get_booster") else model)
+    if module.startswith("lightgbm"):
+        booster = model.booster_ if hasattr(model, "booster_") else model
+        _check_lightgbm(booster)
+        return treelite.frontend.from_lightgbm(booster)
+    return treelite.sklearn.import_model(model)
+
+
+def _check_lightgbm(booster):
+    dump = booster.dump_model()
+    if any(_has_categorical(tree["tree_structure"]) for tree in dump["tree_info"]):
+        raise ConversionError("LightGBM model with categorical splits: retrain with the categories one-hot encoded")
+    if any("leaf_coeff" in json.dumps(tree["tree_structure"]) for tree in dump["tree_info"][:50]):
+        raise ConversionError("LightGBM model with linear trees (linear_tree=true): TL2cgen cannot compile them")
+
+
+def _has_categorical(node):
+    if "split_index" not in node:
+        return False
+    if node.get("decision_type") == "==":
+        return True
+    return _has_categorical(node["left_child"]) or _has_categorical(node["right_child"])
+
+
+def native_outputs(model, X, task="binary"):
+    """The model's own prediction on float32 rows: (n,) for binary (positive class) and regression,
+    (n, classes) for multiclass."""
     X = np.asarray(X, dtype=np.float32)
-    if type(model).__name__ == "Booster":
+    module = type(model).__module__
+    if module.startswith("xgboost") and type(model).__name__ == "Booster":
         import xgboost
 
-        return model.predict(xgboost.DMatrix(X))
-    return model.predict_proba(X)[:, 1]
+        out = model.predict(xgboost.DMatrix(X))
+    elif (module.startswith("lightgbm") and type(model).__name__ == "Booster") or task == "regression":
+        out = model.predict(X)
+    else:
+        out = model.predict_proba(X)
+        out = out[:, 1] if task == "binary" else out
+    return np.asarray(out, dtype=np.float64)
+
+
+def native_scores(model, X):
+    """Positive-class scores of a binary classifier's own predict on float32 rows."""
+    return native_outputs(model, X, "binary")
 
 
 def generate_source(model, src_dir, parallel_comp=None):
@@ -65,10 +192,11 @@ def generate_source(model, src_dir, parallel_comp=None):
         tl2cgen.generate_c_code(tl_model, str(src_dir), params={"parallel_comp": parallel}, verbose=False)
     entry = resources.files("edge_convert").joinpath("csrc", ENTRY_POINT).read_text()
     (src_dir / ENTRY_POINT).write_text(entry)
-    return abi_defines(src_dir / "header.h", _num_features(model))
+    task, _ = model_task(model)
+    return abi_defines(src_dir / "header.h", _num_features(model), task)
 
 
-def abi_defines(header, n_features):
+def abi_defines(header, n_features, task="binary"):
     """The -D flags for our entry point, read from TL2cgen's generated header.h."""
     text = Path(header).read_text()
     value_t = re.search(r"union Entry \{[^}]*?\b(float|double) fvalue;", text, re.S)
@@ -77,13 +205,17 @@ def abi_defines(header, n_features):
     n_target = re.search(r"#define N_TARGET (\d+)", text)
     if not (value_t and result_t and n_class and n_target):
         raise ConversionError(f"{header}: unexpected TL2cgen header; cannot derive the entry point's ABI")
-    if int(n_target.group(1)) != 1 or int(n_class.group(1)) > 2:
-        raise ConversionError("only binary classifiers are supported (one target, at most two classes)")
+    n_classes = int(n_class.group(1))
+    if int(n_target.group(1)) != 1:
+        raise ConversionError(f"a model with {n_target.group(1)} targets: one target per bundle is supported")
+    # A binary classifier with two class outputs (scikit-learn) answers with the second: the positive class.
+    offset, outputs = (1, 1) if task == "binary" and n_classes == 2 else (0, n_classes)
     return {
         "EDGE_VALUE_T": value_t.group(1),
         "EDGE_RESULT_T": result_t.group(1),
         "EDGE_NUM_FEATURE": str(n_features),
-        "EDGE_SCORE_INDEX": str(int(n_class.group(1)) - 1),  # two classes: the positive one
+        "EDGE_NUM_OUTPUT": str(outputs),
+        "EDGE_OUTPUT_OFFSET": str(offset),
     }
 
 
@@ -152,21 +284,23 @@ def compile_library(src_dir, defines, out_path, toolchain=HOST_TOOLCHAIN, jobs=2
 
 
 def library_scores(lib_path, X):
-    """Scores of a compiled library for the rows of X, through its batch entry point."""
+    """Outputs of a compiled library for the rows of X, through its batch entry point:
+    (n,) for one output, (n, outputs) for several."""
     lib = ctypes.CDLL(str(Path(lib_path).resolve()))
     rows = np.ascontiguousarray(X, dtype=np.float32)
     if lib.edge_num_feature() != rows.shape[1]:
         raise ConversionError(f"{lib_path}: expects {lib.edge_num_feature()} features, got {rows.shape[1]}")
-    out = np.zeros(len(rows), dtype=np.float32)
+    outputs = lib.edge_num_output()
+    out = np.zeros((len(rows), outputs), dtype=np.float64)
     lib.edge_predict_batch(
         rows.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(len(rows)), out.ctypes.data_as(ctypes.c_void_p)
     )
-    return out
+    return out[:, 0] if outputs == 1 else out
 
 
-def parity(model, lib_path, X):
-    """Max abs difference between the native model and the library on rows X; raise above the limit."""
-    native = native_scores(model, X).astype(np.float64)
+def parity(model, lib_path, X, task="binary"):
+    """Max abs difference (per output) between the native model and the library on rows X; raise above the limit."""
+    native = native_outputs(model, X, task)
     compiled = library_scores(lib_path, X).astype(np.float64)
     diff = float(np.max(np.abs(native - compiled))) if len(X) else 0.0
     if not diff <= PARITY_LIMIT:
@@ -177,7 +311,7 @@ def parity(model, lib_path, X):
     return {"rows": len(X), "max_abs_diff": diff, "limit": PARITY_LIMIT, "status": "ok"}
 
 
-def emulated_parity(model, lib_path, X, toolchain, work_dir):
+def emulated_parity(model, lib_path, X, toolchain, work_dir, task="binary"):
     """Run a cross-compiled library on rows X under qemu-user; compare with the native model.
 
     Returns the parity dict, or {"status": "not run", "why": ...} when qemu-user is missing.
@@ -195,9 +329,10 @@ def emulated_parity(model, lib_path, X, toolchain, work_dir):
     rows.tofile(work_dir / "rows.f32")
     sysroot = f"/usr/{toolchain['triple']}"
     args = [str(Path(lib_path).resolve()), str(work_dir / "rows.f32"), str(len(rows)), str(rows.shape[1])]
-    _run([qemu, "-L", sysroot, str(runner), *args, str(work_dir / "scores.f32")], f"{lib_path} under {qemu}")
-    emulated = np.fromfile(work_dir / "scores.f32", dtype=np.float32).astype(np.float64)
-    diff = float(np.max(np.abs(native_scores(model, X).astype(np.float64) - emulated)))
+    _run([qemu, "-L", sysroot, str(runner), *args, str(work_dir / "scores.f64")], f"{lib_path} under {qemu}")
+    native = native_outputs(model, X, task)
+    emulated = np.fromfile(work_dir / "scores.f64", dtype=np.float64).reshape(native.shape)
+    diff = float(np.max(np.abs(native - emulated))) if len(native) else 0.0
     if not diff <= PARITY_LIMIT:
         raise ConversionError(
             f"{lib_path}: under {qemu} the library differs from the native model by {diff:.3g} (limit {PARITY_LIMIT})"
@@ -216,6 +351,15 @@ def _num_trees(tl_model):
 
 
 def _num_features(model):
-    if type(model).__name__ == "Booster":
-        return model.num_features()
+    """How many inputs the model takes, as the model says."""
+    module = type(model).__module__
+    if module.startswith("xgboost"):
+        return (model.get_booster() if hasattr(model, "get_booster") else model).num_features()
+    if module.startswith("lightgbm"):
+        return (model.booster_ if hasattr(model, "booster_") else model).num_feature()
     return int(model.n_features_in_)
+
+
+def num_features(model):
+    """Public: the model's input count (checked against the spec before anything is compiled)."""
+    return _num_features(model)

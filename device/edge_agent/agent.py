@@ -220,9 +220,10 @@ def _stream_key(pipeline):
 
     def key(text):
         try:
-            return pipeline.parser.parse(text).stream
+            sample = pipeline.parser.parse(text)
         except SampleError:
             return ""
+        return sample.stream if sample is not None else ""
 
     return key
 

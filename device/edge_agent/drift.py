@@ -33,11 +33,16 @@ def reference(values, feature_names, scores, **settings):
         counts = np.bincount(np.searchsorted(cut, column, side="right"), minlength=len(cut) + 1)
         edges.append(cut.tolist())
         probs.append((counts / max(1, counts.sum())).tolist())
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 2:  # multiclass: the board monitors the probability of the class it answers
+        scores = scores.max(axis=1)
+    scale = float(np.std(scores)) if settings.get("regression") else 1.0
     return {
         "features": list(feature_names),
         "edges": edges,
         "probs": probs,
-        "score_mean": float(np.mean(scores)),
+        "score_mean": float(np.mean(scores)) if len(scores) else 0.0,
+        **({"score_scale": scale if scale > 0 else 1.0} if settings.get("regression") else {}),
         "psi_threshold": settings.get("psi_threshold", PSI_THRESHOLD),
         "psi_window": settings.get("psi_window", PSI_WINDOW),
         "check_every": settings.get("check_every", CHECK_EVERY),
@@ -62,6 +67,7 @@ class DriftMonitor:
             self.every = int(section["check_every"])
             self.threshold = float(section["psi_threshold"])
             self.score_mean = float(section["score_mean"])
+            self.score_scale = float(section.get("score_scale", 1.0))  # regression: values in training sd
             self.delta, self.lam = float(section["ph_delta"]), float(section["ph_lambda"])
             if self.window < 1 or self.every < 1 or self.threshold <= 0 or self.lam <= 0 or self.delta < 0:
                 raise ValueError("psi_window, check_every, psi_threshold and ph_lambda must be positive")
@@ -112,7 +118,7 @@ class DriftMonitor:
     def score(self, value):
         """Add one answered score; a Page-Hinkley alarm (mean up or down by more than delta) as a record."""
         self.windows += 1
-        d = value - self.score_mean
+        d = (value - self.score_mean) / self.score_scale
         self.ph_up = max(0.0, self.ph_up + d - self.delta)
         self.ph_down = max(0.0, self.ph_down - d - self.delta)
         if max(self.ph_up, self.ph_down) <= self.lam:

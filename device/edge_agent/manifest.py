@@ -15,17 +15,20 @@ from edge_agent.windows import FEATURE_KINDS
 
 FORMAT = "edgectl-bundle"
 # Version 2 added operating conditions in "preprocessing", selectable feature kinds
-# and windows of one sample (tabular data such as SECOM). A version 1 bundle is a
-# valid version 2 bundle, so the agent reads both.
-FORMAT_VERSION = 2
-READS_VERSIONS = (1, 2)
+# and windows of one sample (tabular data such as SECOM). Version 3 added "output"
+# (the task: binary, multiclass, regression; class names), stages with several
+# outputs, the min/max/rms feature kinds, and an optional stream and time field.
+# Each version is a valid later version, so the agent reads all three.
+FORMAT_VERSION = 3
+READS_VERSIONS = (1, 2, 3)
+TASKS = ("binary", "multiclass", "regression")
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"  # detached Ed25519 signature of manifest.json's bytes (edge_agent.signature)
 
 # A bundle id names a directory on the board: a token, never a path, ".", ".." or empty.
 BUNDLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ID_HASH_DIGITS = 12  # the id ends with "-" and this many hex digits of content_hash()
-SCHEMA_NAME = "manifest-v2.schema.json"  # edge_agent/schemas/; versions 1 and 2
+SCHEMA_NAME = "manifest.schema.json"  # edge_agent/schemas/; versions 1 to 3
 MAX_WINDOW_VALUES = 1 << 20  # window length x input features: 8 MiB of float64 a stream
 
 
@@ -77,7 +80,7 @@ def write_manifest(bundle_dir, manifest):
 def check_schema(manifest, where):
     """Raise BundleError naming the first field that does not fit the schema or the cross-checks.
 
-    The JSON Schema (schemas/manifest-v2.schema.json) gives types and ranges; `_cross_check`
+    The JSON Schema (schemas/manifest.schema.json) gives types and ranges; `_cross_check`
     what a schema cannot say (names that refer to other fields, counts that must agree, files
     that must be listed). Last, the id must be the one its content gives.
     """
@@ -113,7 +116,9 @@ def _cross_check(m, where):
     if len(set(fields)) != len(fields):
         refuse("input.fields names a field twice")
     for key in ("stream_field", "time_field"):
-        if inp[key] not in fields:
+        if inp[key] is None and m["format_version"] < 3:
+            refuse(f"input.{key} may be null from format version 3 on")
+        if inp[key] is not None and inp[key] not in fields:
             refuse(f"input.{key} {inp[key]!r} is not in input.fields")
     features = inp["features"]
     unknown = [name for name in features if name not in fields]
@@ -124,6 +129,8 @@ def _cross_check(m, where):
         refuse(f"window.length {m['window']['length']} x {n} features is over {MAX_WINDOW_VALUES} values a stream")
     _check_preprocessing(m["preprocessing"], fields, features, refuse)
     kinds = m["features"].get("kinds", FEATURE_KINDS)
+    if m["format_version"] < 3 and not set(kinds) <= set(FEATURE_KINDS):
+        refuse(f"features.kinds: {', '.join(sorted(set(kinds) - set(FEATURE_KINDS)))} need format version 3")
     if len(set(kinds)) != len(kinds):
         refuse("features.kinds names a kind twice")
     n_inputs = n * len(kinds) + (1 if m["features"].get("time") else 0)
@@ -164,7 +171,37 @@ def _check_preprocessing(prep, fields, features, refuse):
         refuse("preprocessing.conditions: every center and scale needs one number per input feature")
 
 
+def task_of(manifest):
+    """The manifest's task: "binary" unless its "output" says otherwise (versions 1 and 2 are binary)."""
+    return manifest.get("output", {}).get("task", "binary")
+
+
+def _check_task(m, refuse):
+    task, output = task_of(m), m.get("output", {})
+    classes = output.get("classes")
+    if task == "multiclass" and not classes:
+        refuse("output.classes: a multiclass bundle names its classes")
+    if classes is not None and len(set(classes)) != len(classes):
+        refuse("output.classes names a class twice")
+    if task != "binary" and "cascade" in m:
+        refuse(f"a cascade is for binary tasks only, this bundle's task is {task}")
+    for i, stage in enumerate(m["stages"]):
+        if stage.get("task", task) != task:
+            refuse(f"stages[{i}].task {stage.get('task')!r} is not the bundle's task {task!r}")
+        want = len(classes) if task == "multiclass" else 1
+        if stage.get("outputs", 1) != want:
+            refuse(f"stages[{i}].outputs must be {want} for a {task} task")
+        t = stage.get("threshold")
+        if task == "binary" and not (type(t) in (int, float) and 0 < t <= 1):
+            refuse(f"stages[{i}].threshold: {t!r} must be more than 0 and at most 1 for a binary task")
+        if task != "regression":
+            for name in ("tolerance", "mean_tolerance"):
+                if stage.get(name, 0) > 1 or any(v > 1 for v in m["golden"].get(name, {}).values()):
+                    refuse(f"{name}: a probability is off by at most 1")
+
+
 def _check_stages(m, refuse):
+    _check_task(m, refuse)
     stages, files = m["stages"], m["files"]
     names = [stage["name"] for stage in stages]
     if len(set(names)) != len(names):

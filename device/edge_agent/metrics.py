@@ -26,3 +26,11 @@ def best_threshold(y_true, scores):
         if f1 > best[1]:
             best = (float(t), f1)
     return best
+
+
+def multiclass(y_true, y_pred, n_classes):
+    """{"accuracy", "macro_f1", "n"} of class indices and predicted class indices."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    f1s = [classification(y_true == k, y_pred == k)["f1"] for k in range(n_classes) if np.any(y_true == k)]
+    accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else 0.0
+    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "n": int(len(y_true))}

@@ -8,6 +8,7 @@ import time
 
 from edge_agent import preprocess
 from edge_agent.drift import DriftMonitor
+from edge_agent.manifest import task_of
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError, SampleParser
 from edge_agent.telemetry import record, rss_kb
@@ -31,6 +32,8 @@ class Pipeline:
         self.first = 1 if self.stages and self.stages[0] is None else 0  # sees every window (1: stage 1 failed)
         # Two stages: stage 1 answers unless its score falls in [low, high), then stage 2 does.
         self.cascade = manifest.get("cascade")
+        self.task = task_of(manifest)
+        self.classes = manifest.get("output", {}).get("classes")
         self.drift = DriftMonitor(manifest["drift"]) if "drift" in manifest else None
         self.events = []  # records other than predictions (drift), for the agent loop to write
         self.watch = None  # a StreamWatch (silent streams) while the agent serves
@@ -44,16 +47,19 @@ class Pipeline:
         """
         t0 = time.perf_counter_ns()
         sample = self.parser.parse(text)
+        if sample is None:  # a CSV header line
+            return None
         t1 = time.perf_counter_ns()
         window = self._push(sample)
         if window is None:
             return None
         x = _stage_input(self.specs[self.first], window)
         t2 = time.perf_counter_ns()
-        spec, score, degraded = self._answer(window, self.first, x)
+        spec, out, degraded = self._answer(window, self.first, x)
         t3 = time.perf_counter_ns()
+        answer = outcome(self.task, out, spec.get("threshold"), self.classes)
         if self.drift:
-            self.events += self.drift.score(score)
+            self.events += self.drift.score(answer["score"])
         self.seq += 1
         if self.seq % RSS_EVERY == 0:
             self._rss = rss_kb()
@@ -62,8 +68,7 @@ class Pipeline:
             seq=self.seq,
             stream=sample.stream,
             t=sample.time,
-            prediction=int(score >= spec["threshold"]),
-            score=score,
+            **answer,
             stage=spec["name"],
             latency_us={
                 "parse": (t1 - t0) / 1000,
@@ -102,7 +107,7 @@ class Pipeline:
         Runs every stage regardless of routing: the self-test path.
         """
         sample = self.parser.parse(text)
-        window = self._push(sample)
+        window = self._push(sample) if sample is not None else None
         if window is None:
             return None
         scores = {
@@ -123,6 +128,23 @@ class Pipeline:
         if self.drift:
             self.events += self.drift.observe(x)
         return window if window.push(x, sample.time) else None
+
+
+def outcome(task, out, threshold, classes=None):
+    """A prediction record's answer fields from a stage's output (a float, or a list per class).
+
+    binary: prediction 0/1 (score >= threshold), score; multiclass: scores (per class),
+    prediction (the class index), class (its name), score (its probability); regression:
+    value, prediction = score = value, and alarm 0/1 when the bundle has a threshold.
+    """
+    if task == "multiclass":
+        k = max(range(len(out)), key=out.__getitem__)
+        named = {"class": classes[k]} if classes else {}
+        return {"prediction": k, **named, "score": out[k], "scores": out}
+    if task == "regression":
+        alarm = {"alarm": int(out >= threshold)} if threshold is not None else {}
+        return {"prediction": out, "score": out, "value": out, **alarm}
+    return {"prediction": int(out >= threshold), "score": out}
 
 
 def window_set(manifest, max_streams):

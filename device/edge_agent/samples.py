@@ -6,6 +6,7 @@ field name. A bad line raises SampleError with a short reason code; it never
 touches any window state.
 """
 
+import datetime
 import json
 import math
 import re
@@ -47,36 +48,107 @@ def field_text(name, value, input_spec):
     return repr(value)
 
 
+def split_line(text):
+    """The fields of a CSV line: separated by semicolons, else commas, else ASCII white space (tabs too)."""
+    if ";" in text:
+        return text.split(";")
+    if "," in text:
+        return text.split(",")
+    # str.split() would also split at non-ASCII spaces (U+00A0); the documented syntax is ASCII
+    return text.split() if text.isascii() else _ASCII_SPACE.split(text)
+
+
+def iso_seconds(token, name):
+    """Seconds since the epoch of an ISO 8601 time ("2026-03-01T12:00:00.5Z", "+02:00", or naive = UTC)."""
+    text = token.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise SampleError(
+            "bad-time", f"field {name!r} is neither a number nor an ISO 8601 time: {token[:40]!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
+def _is_number(token):
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+ONE_STREAM = "-"  # the stream id of every sample when the data has no stream field
+
+
 class SampleParser:
     """Parses lines for one manifest input spec; built once, called per line."""
 
     def __init__(self, input_spec, imputable, settings=()):
         self.fields = list(input_spec["fields"])
         self.settings = list(settings)
-        self._setting_i = [self.fields.index(name) for name in self.settings]
         self.stream_field = input_spec["stream_field"]
         self.time_field = input_spec["time_field"]
         self.features = list(input_spec["features"])
-        self._stream_i = self.fields.index(self.stream_field)
-        self._time_i = self.fields.index(self.time_field)
-        self._feature_i = [self.fields.index(name) for name in self.features]
         self._may_be_missing = np.array([name in imputable for name in self.features])
+        self.arrivals = 0  # without a time field, a sample's time is its arrival number
+        self._columns(self.fields)  # until a header line says otherwise: the manifest's order
+        self.header = None  # the columns of the last header line, when one was seen
+
+    def _columns(self, names):
+        """Where each field the model needs sits in a line with these columns."""
+        where = {name: i for i, name in enumerate(names)}
+        self._width = len(names)
+        self._stream_i = where.get(self.stream_field)  # None: one stream
+        self._time_i = where.get(self.time_field)  # None: arrival order
+        self._feature_i = [where[name] for name in self.features]
+        self._setting_i = [where[name] for name in self.settings]
 
     def parse(self, text):
-        """Turn one stripped line into a Sample, or raise SampleError."""
+        """Turn one stripped line into a Sample; None for a CSV header line; raise SampleError for a bad line.
+
+        A header line (no number in it, and at least one field name) maps the columns by name from
+        then on: any order, extra columns ignored; one that lacks a field the model needs is an error,
+        and so is every line after it until a good header comes.
+        """
         if text.startswith("{"):
             return self._parse_json(text)
-        if "," in text:
-            tokens = text.split(",")
-        else:  # str.split() would also split at non-ASCII spaces (U+00A0); the documented syntax is ASCII
-            tokens = text.split() if text.isascii() else _ASCII_SPACE.split(text)
-        if len(tokens) != len(self.fields):
-            raise SampleError("field-count", f"expected {len(self.fields)} fields, got {len(tokens)}")
-        stream = tokens[self._stream_i].strip()
-        time = self._number(tokens[self._time_i], self.time_field)
+        tokens = split_line(text)
+        try:
+            return self._parse_tokens(tokens)
+        except SampleError:
+            if not self._is_header(tokens):
+                raise
+        return self._use_header([t.strip() for t in tokens])
+
+    def _parse_tokens(self, tokens):
+        if self._width is None:
+            raise SampleError("missing-column", f"the last header line lacks {', '.join(self._lacking)}")
+        if len(tokens) != self._width:
+            raise SampleError("field-count", f"expected {self._width} fields, got {len(tokens)}")
+        stream = tokens[self._stream_i].strip() if self._stream_i is not None else ONE_STREAM
+        time = self._time(tokens[self._time_i]) if self._time_i is not None else self._arrival()
         values = [self._number(tokens[i], name, missing_ok=True) for i, name in zip(self._feature_i, self.features)]
         settings = [self._number(tokens[i], name) for i, name in zip(self._setting_i, self.settings)]
         return self._sample(stream, time, values, settings)
+
+    def _is_header(self, tokens):
+        names = {t.strip() for t in tokens}
+        return bool(names & set(self.fields)) and not any(_is_number(t) for t in tokens)
+
+    def _use_header(self, names):
+        needed = [name for name in (self.stream_field, self.time_field) if name] + [*self.features, *self.settings]
+        self._lacking = [name for name in dict.fromkeys(needed) if name not in names]
+        self.header = names
+        if self._lacking:
+            self._width = None
+            raise SampleError("missing-column", f"the header line lacks {', '.join(self._lacking)}")
+        self._columns(names)
+        return None
 
     def _parse_json(self, text):
         try:
@@ -87,18 +159,27 @@ class SampleParser:
             raise SampleError("bad-json", f"invalid JSON: {str(exc)[:80]}") from None
         if not isinstance(obj, dict):
             raise SampleError("bad-json", "a JSON sample must be an object")
-        missing = [
-            name for name in (self.stream_field, self.time_field, *self.features, *self.settings) if name not in obj
-        ]
+        needed = [name for name in (self.stream_field, self.time_field) if name]
+        missing = [name for name in (*needed, *self.features, *self.settings) if name not in obj]
         if missing:
             raise SampleError("missing-field", f"missing field(s): {', '.join(missing[:5])}")
-        stream = obj[self.stream_field]
+        stream = obj[self.stream_field] if self.stream_field else ONE_STREAM
         if not isinstance(stream, (str, int)) or isinstance(stream, bool):
             raise SampleError("bad-stream", f"field {self.stream_field!r} must be a string or integer")
-        time = self._number(obj[self.time_field], self.time_field)
+        time = self._time(obj[self.time_field]) if self.time_field else self._arrival()
         values = [self._number(obj[name], name, missing_ok=True) for name in self.features]
         settings = [self._number(obj[name], name) for name in self.settings]
         return self._sample(str(stream), time, values, settings)
+
+    def _arrival(self):
+        self.arrivals += 1
+        return float(self.arrivals)
+
+    def _time(self, token):
+        """The time field: a number, or an ISO 8601 date and time (seconds since the epoch; naive is UTC)."""
+        if isinstance(token, str) and token.strip()[4:5] == "-" and token.strip()[:4].isdigit():  # YYYY-...
+            return iso_seconds(token, self.time_field)
+        return self._number(token, self.time_field)
 
     def _number(self, token, name, missing_ok=False):
         if token is None or (isinstance(token, str) and not token.strip()):

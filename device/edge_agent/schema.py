@@ -1,7 +1,7 @@
 """A small JSON Schema validator for the agent: the keywords the bundle schema uses, nothing more.
 
 Boards run the agent with the standard library and numpy only, so the manifest schema
-(schemas/manifest-v2.schema.json, the same file the host tests check with jsonschema) is
+(schemas/manifest.schema.json, the same file the host tests check with jsonschema) is
 applied here by hand. Keywords: $ref (to #/$defs), type, const, enum, required, properties,
 additionalProperties, min/maxProperties, items, min/maxItems, minimum, maximum,
 exclusiveMinimum, min/maxLength, pattern. Unknown keywords are refused when the schema loads,

@@ -40,13 +40,13 @@ def run_selftest(bundle_dir, manifest, stages):
         for name, score in got[2].items():
             if name not in want["scores"]:
                 raise BundleError(f"{path}: golden window {n} has no score for stage {name!r}")
-            diff = abs(score - want["scores"][name])
+            diff = _max_abs_diff(score, want["scores"][name])
             worst[name] = max(worst.get(name, 0.0), diff)
             total[name] = total.get(name, 0.0) + diff
             if diff > tolerance[name]:
                 raise BundleError(
-                    f"{path}: self-test failed: stage {name!r} scored {score:.6f} on golden window {n} "
-                    f"(stream {want['stream']}, t={want['t']}), expected {want['scores'][name]:.6f} "
+                    f"{path}: self-test failed: stage {name!r} scored {_text(score)} on golden window {n} "
+                    f"(stream {want['stream']}, t={want['t']}), expected {_text(want['scores'][name])} "
                     f"within {tolerance[name]}"
                 )
         n += 1
@@ -75,10 +75,29 @@ def read_golden(path):
     for i, w in enumerate(windows):
         scores = w.get("scores") if isinstance(w, dict) else None
         if not (isinstance(scores, dict) and "stream" in w and "t" in w
-                and all(type(v) in (int, float) for v in scores.values())):  # fmt: skip
+                and all(_numeric(v) for v in scores.values())):  # fmt: skip
             raise BundleError(f"{path}: golden window {i} needs stream, t and numeric scores")
     return golden
 
 
 def _refuse(name):
     raise ValueError(f"{name} is not a number")
+
+
+def _numeric(value):
+    """A score: a number, or a non-empty list of numbers (one per class)."""
+    if isinstance(value, list):
+        return 0 < len(value) <= 256 and all(type(v) in (int, float) for v in value)
+    return type(value) in (int, float)
+
+
+def _max_abs_diff(got, want):
+    if isinstance(got, list) or isinstance(want, list):
+        if not (isinstance(got, list) and isinstance(want, list) and len(got) == len(want)):
+            return float("inf")
+        return max(abs(a - b) for a, b in zip(got, want))
+    return abs(got - want)
+
+
+def _text(score):
+    return f"[{', '.join(f'{v:.6f}' for v in score)}]" if isinstance(score, list) else f"{score:.6f}"

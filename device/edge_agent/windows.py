@@ -10,7 +10,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-FEATURE_KINDS = ("mean", "std", "slope", "last")
+FEATURE_KINDS = ("mean", "std", "slope", "last")  # the default set (what version 1 bundles have)
+# Every kind a window can give, per input column. min and max scan the ring (O(length) per window,
+# not per sample); the others come from running sums.
+ALL_FEATURE_KINDS = ("mean", "std", "min", "max", "rms", "slope", "last")
 
 
 def feature_names(columns, time_field=None, kinds=FEATURE_KINDS):
@@ -78,6 +81,12 @@ class StreamWindow:
         n = self.length
         mean = self.sum / n
         columns = {"mean": mean, "last": self.buffer[(self.pos - 1) % n]}
+        if "min" in self.kinds:
+            columns["min"] = self.buffer.min(axis=0)
+        if "max" in self.kinds:
+            columns["max"] = self.buffer.max(axis=0)
+        if "rms" in self.kinds:
+            columns["rms"] = np.sqrt(np.maximum(self.sum_sq / n, 0.0))
         if "std" in self.kinds:
             columns["std"] = np.sqrt(np.maximum(self.sum_sq / n - mean * mean, 0.0))
         if "slope" in self.kinds:

@@ -186,7 +186,7 @@ def _tree_stage(kind, model, check_rows, out_dir, profiles, say):
     defines = trees.generate_source(model, src)
     host = platform.machine()
     libs, parity = {}, {}
-    for arch, toolchain in _toolchains(host, profiles).items():
+    for arch, toolchain in toolchains(host, profiles).items():
         lib = out_dir / kind / f"{kind}-{arch}.so"
         cc = trees.compiler(toolchain)
         say(f"compiling {len(list(src.glob('*.c')))} C files for {arch} with {cc} {' '.join(toolchain['cflags'])}")
@@ -215,11 +215,11 @@ def _tree_stage(kind, model, check_rows, out_dir, profiles, say):
 
 def check_toolchains(profiles):
     """Raise, naming the packages to install, unless every toolchain a tree build needs can build and link."""
-    for chain in _toolchains(platform.machine(), profiles).values():
+    for chain in toolchains(platform.machine(), profiles).values():
         trees.compiler(chain)
 
 
-def _toolchains(host, profiles):
+def toolchains(host, profiles):
     """{arch: toolchain}: this machine first, then one per profile arch (profiles of one arch must agree)."""
     chains = {host: trees.HOST_TOOLCHAIN}
     for profile in profiles:

@@ -6,7 +6,7 @@ import sys
 import click
 
 from edgectl import __version__
-from edgectl.commands import boards, bundles, recipes
+from edgectl.commands import boards, bundles, data, recipes
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logs drown the progress lines
 
@@ -37,6 +37,7 @@ def main():
 
 # Grouped by area here and in edgectl.commands; `edgectl --help` lists them alphabetically.
 for command in (
+    data.init, data.features, data.convert,
     bundles.build, bundles.keygen, bundles.inspect, bundles.list_profiles,
     boards.deploy, boards.rollback, boards.status, boards.logs, boards.run, boards.monitor, boards.bench,
     recipes.demo, recipes.example, recipes.synth,

@@ -10,7 +10,8 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-PROFILE_DIR = Path(os.environ.get("EDGECTL_PROFILES", Path(__file__).resolve().parents[2] / "firmware_profiles"))
+# Package data (the wheel ships them); EDGECTL_PROFILES names a directory of your own.
+PROFILE_DIR = Path(os.environ.get("EDGECTL_PROFILES", Path(__file__).resolve().parent / "firmware_profiles"))
 _REQUIRED = {
     "name": str,
     "board": str,

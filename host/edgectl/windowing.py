@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_agent.pipeline import window_set
 from edge_agent.preprocess import Preprocessor
-from edge_agent.samples import field_text
+from edge_agent.samples import Sample, field_text
 
 
 @dataclass
@@ -27,34 +27,48 @@ class Windows:
 
 
 def make_windows(rows, spec, keep_raw=True):
-    """Push rows (n, all input fields) through preprocessing and per-stream windows, in row order."""
+    """Push rows (n, all input fields, numbers) through preprocessing and per-stream windows, in row order."""
     fields = spec["input"]["fields"]
     stream_i = fields.index(spec["input"]["stream_field"])
     time_i = fields.index(spec["input"]["time_field"])
     cols = [fields.index(name) for name in spec["input"]["features"]]
+    setting_names = (spec["preprocessing"].get("conditions") or {}).get("fields", [])
+    setting_cols = [fields.index(name) for name in setting_names]
+    samples = (
+        Sample(field_text(spec["input"]["stream_field"], row[stream_i], spec["input"]), row[time_i], row[cols],
+               row[setting_cols])
+        for row in rows
+    )  # fmt: skip
+    return sample_windows(samples, spec, keep_raw)
+
+
+def sample_windows(samples, spec, keep_raw=True):
+    """Push parsed samples (the agent's Sample) through the manifest's preprocessing and per-stream
+    windows, in order, as the board does: a sample whose time is not after its stream's last is skipped."""
     prep = Preprocessor(spec["preprocessing"], spec["input"]["features"])
-    setting_cols = [fields.index(name) for name in prep.setting_fields]
     win = spec["window"]
     windows = window_set(spec, max_streams=1 << 30)
-    feats, raws, streams, times, index, samples = [], [], [], [], [], []
-    for i, row in enumerate(rows):
-        stream = field_text(spec["input"]["stream_field"], row[stream_i], spec["input"])
-        window = windows.get(stream)
-        x = prep.apply(row[cols], row[setting_cols])
-        samples.append(x)
-        if window.push(x, row[time_i]):
+    feats, raws, streams, times, index, all_x = [], [], [], [], [], []
+    n_cols = len(spec["input"]["features"])
+    for i, sample in enumerate(samples):
+        window = windows.get(sample.stream)
+        if window.count and sample.time <= window.time:
+            continue  # the agent's stale-time error: the window stays as it was
+        x = prep.apply(sample.values, sample.settings)
+        all_x.append(x)
+        if window.push(x, sample.time):
             feats.append(window.features())
             if keep_raw:
                 raws.append(window.raw())
-            streams.append(stream)
-            times.append(row[time_i])
+            streams.append(sample.stream)
+            times.append(sample.time)
             index.append(i)
     n_feat = len(spec["features"]["names"])
     return Windows(
         features=np.array(feats, dtype=np.float32).reshape(-1, n_feat),
-        raw=np.array(raws, dtype=np.float32).reshape(-1, win["length"], len(cols)) if keep_raw else np.empty(0),
+        raw=np.array(raws, dtype=np.float32).reshape(-1, win["length"], n_cols) if keep_raw else np.empty(0),
         stream=np.array(streams),
         t=np.array(times),
         row=np.array(index, dtype=np.int64),
-        samples=np.array(samples, dtype=np.float32).reshape(-1, len(cols)),
+        samples=np.array(all_x, dtype=np.float32).reshape(-1, n_cols),
     )

@@ -154,3 +154,24 @@ def test_a_byte_order_mark_and_non_ascii_digits_are_handled(xgb_build, synthetic
         ]
         errors = [r for r in got if r["type"] == "error"]
         assert len(errors) == 1 and errors[0]["reason"] in ("not-a-number", "field-count"), (token, errors)
+
+
+def test_a_csv_with_a_header_in_its_own_column_order_gives_the_same_predictions(xgb_build, synthetic_splits, agent):
+    fields = xgb_build.manifest["input"]["fields"]
+    rows = [line.split() for line in synthetic_splits[1].path.read_text().splitlines()]
+    order = list(reversed(range(len(fields))))
+    header = ";".join(["operator", *(fields[i] for i in order)])
+    csv = "\n".join([header, *(";".join(["ann", *(row[i] for i in order)]) for row in rows)]) + "\n"
+    plain = agent("run", "--bundle", str(xgb_build.bundle_dir), "--input", str(synthetic_splits[1].path))
+    mapped = agent("run", "--bundle", str(xgb_build.bundle_dir), stdin=csv.encode())
+
+    def preds(proc):
+        return [(r["stream"], r["t"], r["score"]) for r in map(json.loads, proc.stdout.splitlines())
+                if r["type"] == "prediction"]  # fmt: skip
+
+    assert preds(mapped) == preds(plain) and len(preds(plain)) > 100
+    assert b'"error"' not in mapped.stdout  # the header is not a bad line
+    lacking = agent("run", "--bundle", str(xgb_build.bundle_dir), stdin=b"unit,cycle\n1,1\n")
+    errors = [json.loads(r) for r in lacking.stdout.splitlines() if b'"error"' in r]
+    assert [e["reason"] for e in errors] == ["missing-column", "missing-column"]
+    assert xgb_build.manifest["input"]["features"][0] in errors[0]["message"]

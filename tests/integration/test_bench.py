@@ -11,10 +11,10 @@ import subprocess
 import pytest
 from boards.arm64 import CPUINFO_A72
 from cli import edgectl
-from conftest import ROOT, missing
+from conftest import missing
 
 from edge_convert import bundle
-from edgectl import bench, bench_report
+from edgectl import bench, bench_report, profiles
 from edgectl.targets import parse_target
 
 QUICK = ["--warmup", "20", "--min-queries", "300", "--min-duration", "0.3"]
@@ -136,7 +136,7 @@ def fake_pi(root, throttled="50005", temp_milli="81500"):
 
 def tiny_profile(directory):
     """A profile for this machine's arch, named for a Pi 4, with a latency budget no board can meet."""
-    text = (ROOT / "firmware_profiles" / "rpi4.toml").read_text()
+    text = (profiles.PROFILE_DIR / "rpi4.toml").read_text()
     text = re.sub(r"(?m)^name = .*$", 'name = "tinypi"', text)
     text = re.sub(r"(?m)^board = .*$", 'board = "Raspberry Pi 4 Model B (test: tiny latency budget)"', text)
     text = re.sub(r"(?m)^arch = .*$", f'arch = "{os.uname().machine}"', text)

@@ -124,3 +124,13 @@ def test_build_for_a_board_whose_toolchain_lacks_its_headers_says_what_to_instal
     assert f"{cross} cannot build against its C library" in proc.stderr
     assert "apt-get install libc6-dev-arm64-cross" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles"]  # no bundle, no synthetic data
+
+
+def test_status_reads_only_and_refuses_a_file_as_a_board(tmp_path):
+    missing_board = tmp_path / "typo"
+    proc = edgectl("status", f"local:{missing_board}", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["health"] == "no release deployed"
+    assert not missing_board.exists()  # a read creates nothing
+    (tmp_path / "file").write_text("x")
+    proc = edgectl("status", f"local:{tmp_path / 'file'}")
+    assert proc.returncode == 1 and "not a directory" in proc.stderr and "Traceback" not in proc.stderr

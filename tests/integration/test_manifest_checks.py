@@ -152,7 +152,7 @@ def test_a_neural_window_that_does_not_fit_the_model_is_refused(conv1d_build, tm
 
 def test_the_agents_validator_and_jsonschema_agree_on_the_schema(xgb_build):
     jsonschema = pytest.importorskip("jsonschema")
-    schema = load("manifest-v2.schema.json")
+    schema = load("manifest.schema.json")
     jsonschema.Draft202012Validator.check_schema(schema)
     manifest = json.loads((xgb_build.bundle_dir / "manifest.json").read_text())
     assert errors(manifest, schema) is None

@@ -100,11 +100,13 @@ def test_format_line_round_trips_exactly(unit, cycle, a, b, c):
 
 # Fuzzing: whatever the line, the parser gives a sample it can serve or a SampleError with a reason.
 
-REASONS = {"field-count", "bad-json", "missing-field", "bad-stream", "missing-value", "not-a-number", "not-finite"}
+REASONS = {"field-count", "bad-json", "missing-field", "bad-stream", "missing-value", "not-a-number", "not-finite",
+           "missing-column", "bad-time"}  # fmt: skip
+# Factories: a header line changes a parser's columns, so every example gets a fresh one.
 PARSERS = [
-    parser(),
-    parser(imputable=["a", "c"]),
-    SampleParser(SPEC, imputable={"a": 0.0}, settings=("b",)),
+    parser,
+    lambda: parser(imputable=["a", "c"]),
+    lambda: SampleParser(SPEC, imputable={"a": 0.0}, settings=("b",)),
 ]
 
 odd_tokens = st.sampled_from(
@@ -146,12 +148,17 @@ lines = st.one_of(
 )
 
 
-def check_line(p, line):
-    """The parser's contract: a Sample whose numbers the pipeline can use, or a SampleError with a known reason."""
+def check_line(make, line):
+    """The parser's contract: a Sample whose numbers the pipeline can use, None for a header line
+    (then the parser has its columns), or a SampleError with a known reason."""
+    p = make()
     try:
         sample = p.parse(line.strip())
     except SampleError as exc:
         assert exc.reason in REASONS and str(exc)
+        return
+    if sample is None:
+        assert p.header is not None
         return
     assert isinstance(sample.stream, str) and sample.stream
     assert math.isfinite(sample.time)
@@ -178,3 +185,34 @@ def test_json_past_the_parsers_limits_is_a_bad_line_not_a_crash(line, reason):
     with pytest.raises(SampleError) as err:
         parser().parse(line)
     assert err.value.reason == reason
+
+
+def test_a_header_line_maps_columns_by_name_in_any_order_and_extra_columns_are_ignored():
+    p = parser()
+    assert p.parse("extra;c;cycle;unit;a") is None  # semicolons, another order, no b, an extra column
+    sample = p.parse("x;-2;7;3;1.5")
+    assert (sample.stream, sample.time, sample.values.tolist()) == ("3", 7.0, [1.5, -2.0])
+    with pytest.raises(SampleError, match="field-count|expected 5 fields"):
+        p.parse("3;7;1.5")
+
+
+def test_a_header_that_lacks_a_column_names_it_and_its_lines_are_errors_until_a_good_header():
+    p = parser()
+    with pytest.raises(SampleError, match="lacks c") as exc:
+        p.parse("unit,cycle,a,b")
+    assert exc.value.reason == "missing-column"
+    with pytest.raises(SampleError, match="lacks c"):
+        p.parse("3,7,1.5,9")
+    assert p.parse("unit\tcycle\ta\tb\tc") is None  # tab separated
+    assert p.parse("3\t7\t1.5\t9\t-2").values.tolist() == [1.5, -2.0]
+
+
+def test_iso_8601_times_are_seconds_since_the_epoch_naive_ones_utc():
+    p = parser()
+    assert p.parse("3,2026-03-01T12:00:00Z,1,2,3").time == 1772366400.0
+    assert p.parse("3,2026-03-01T12:00:01,1,2,3").time == 1772366401.0
+    assert p.parse("3,2026-03-01T14:00:02.5+02:00,1,2,3").time == 1772366402.5
+    assert p.parse('{"unit": "m1", "cycle": "2026-03-01 12:00:03", "a": 1, "b": 2, "c": 3}').time == 1772366403.0
+    with pytest.raises(SampleError, match="neither a number nor an ISO 8601 time") as exc:
+        p.parse("3,2026-13-01T00:00:00,1,2,3")
+    assert exc.value.reason == "bad-time"

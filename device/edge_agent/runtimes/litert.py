@@ -48,20 +48,21 @@ class TFLiteStage:
         self._in_dtype = inp["dtype"]
         self._in_shape = inp["shape"]
         self.n_inputs = int(np.prod(self._in_shape))
+        self.n_outputs = int(np.prod(out["shape"]))
         self._in_scale, self._in_zero = _quant(inp)
         self._out_scale, self._out_zero = _quant(out)
 
     def predict(self, window):
-        """Positive-class score for one window of preprocessed samples."""
+        """The model's output for one window of preprocessed samples: a float, or a list with several outputs."""
         x = np.asarray(window, dtype=np.float32).reshape(self._in_shape)
         if self._in_scale:
             x = np.clip(np.round(x / self._in_scale + self._in_zero), -128, 127)
         self.interpreter.set_tensor(self._in_index, x.astype(self._in_dtype))
         self.interpreter.invoke()
-        y = self.interpreter.get_tensor(self._out_index).reshape(-1)[-1]
+        y = self.interpreter.get_tensor(self._out_index).reshape(-1).astype(np.float64)
         if self._out_scale:
-            return float((float(y) - self._out_zero) * self._out_scale)
-        return float(y)
+            y = (y - self._out_zero) * self._out_scale
+        return float(y[-1]) if self.n_outputs == 1 else y.tolist()
 
 
 def _quant(detail):

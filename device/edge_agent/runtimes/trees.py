@@ -1,8 +1,9 @@
 """Compiled tree ensembles (TL2cgen C + our entry point) loaded with ctypes.
 
-The library exports `edge_predict(const float *row, float *score)`: one dense
-row, NaN for a missing value, the positive-class score out. One ctypes call per
-window, into buffers allocated once.
+The library exports `edge_predict(const float *row, double *out)`: one dense
+row, NaN for a missing value, `edge_num_output()` doubles out (ABI 1: one float) (binary: the
+positive-class score; multiclass: a probability per class; regression: the
+value). One ctypes call per window, into buffers allocated once.
 """
 
 import ctypes
@@ -13,7 +14,7 @@ import numpy as np
 
 from edge_agent.errors import AgentError, BundleError
 
-ABI_VERSION = 1
+ABI_VERSIONS = (1, 2)  # 2 added edge_num_output(); a version 1 library has one output
 
 
 def board_arch():
@@ -41,8 +42,14 @@ class TreeStage:
             abi, n_features, predict = lib.edge_abi_version, lib.edge_num_feature, lib.edge_predict
         except AttributeError as exc:
             raise BundleError(f"{path}: not an edgectl tree library (no {str(exc).split()[-1]})") from None
-        if abi() != ABI_VERSION:
-            raise AgentError(f"{path}: tree library ABI {abi()}, agent expects {ABI_VERSION}")
+        if abi() not in ABI_VERSIONS:
+            raise AgentError(f"{path}: tree library ABI {abi()}, this agent reads {ABI_VERSIONS}; upgrade the agent")
+        try:
+            self.n_outputs = lib.edge_num_output() if abi() >= 2 else 1
+        except AttributeError:
+            raise BundleError(f"{path}: an ABI 2 tree library without edge_num_output") from None
+        if not 0 < self.n_outputs <= 256:
+            raise BundleError(f"{path}: the library reports {self.n_outputs} outputs")
         self.n_features = n_features()
         if not 0 < self.n_features <= 1 << 20:
             raise AgentError(f"{path}: the library reports {self.n_features} input features")
@@ -51,13 +58,13 @@ class TreeStage:
         self._predict.restype = ctypes.c_int
         self._predict.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
         self._row = np.zeros(self.n_features, dtype=np.float32)
-        self._score = np.zeros(1, dtype=np.float32)
+        self._score = np.zeros(self.n_outputs, dtype=np.float64 if abi() >= 2 else np.float32)
         self._row_ptr = self._row.ctypes.data
         self._score_ptr = self._score.ctypes.data
         self.lib = lib
 
     def predict(self, features):
-        """Positive-class score for one feature row (float64 or float32)."""
+        """The model's output for one feature row (float64 or float32): a float, or a list with several outputs."""
         self._row[:] = features
         self._predict(self._row_ptr, self._score_ptr)
-        return float(self._score[0])
+        return float(self._score[0]) if self.n_outputs == 1 else self._score.tolist()

@@ -93,8 +93,20 @@ def _render_recipe(result):
 @click.option("--test-units", default=40, show_default=True)
 @click.option("--conditions", default=1, show_default=True, help="Operating conditions (FD002-like: 6).")
 @click.option("--seed", default=7, show_default=True)
-def synth(out_dir, subset, train_units, test_units, conditions, seed):
-    """Write a synthetic turbofan fleet in the original C-MAPSS file format."""
+@click.option("--dataset", default="cmapss", show_default=True, type=click.Choice(["cmapss", "vibration"]),
+              help="cmapss: a turbofan fleet in the C-MAPSS files; vibration: vibration.csv of pumps (a header, "
+              "ISO times, 3-axis vibration, temperature, a state and a wear percentage).")  # fmt: skip
+@click.option("--machines", default=6, show_default=True, type=click.IntRange(1, 1000), help="vibration: machines.")
+@click.option("--samples", default=1200, show_default=True, type=click.IntRange(1, 10**7),
+              help="vibration: samples per machine, one a second.")  # fmt: skip
+def synth(out_dir, subset, train_units, test_units, conditions, seed, dataset, machines, samples):
+    """Write synthetic data to OUT_DIR: a C-MAPSS fleet, or a vibration CSV as a user's sensors log it."""
+    if dataset == "vibration":
+        from edgectl.data import vibration
+
+        path = vibration.write(Path(out_dir) / "vibration.csv", machines, samples, seed)
+        click.echo(f"wrote {path}")
+        return
     from edgectl.data import synthetic
 
     path = synthetic.write_subset(out_dir, subset, train_units, test_units, conditions, seed)

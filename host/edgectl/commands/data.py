@@ -1,0 +1,87 @@
+"""Commands on the user's data and model: init (a spec from a CSV), features (the board's inputs), convert."""
+
+from pathlib import Path
+
+import click
+
+from edgectl.commands.options import json_option, quiet_option
+from edgectl.console import Progress, emit
+
+
+@click.command()
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default="edgectl.toml", show_default=True,
+              help="The spec file to write.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def init(data, out, force):
+    """Write a commented pipeline spec (edgectl.toml) from DATA, a CSV file with a header line.
+
+    Guesses the stream, time and label columns and lists the numeric columns as the model's
+    inputs; check every guess before you use it.
+    """
+    from edgectl import spec
+
+    spec.init(data, out, force)
+    click.echo(f"wrote {out} from the columns of {data}; check it, then: edgectl features {out} --data {data}")
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="CSV file with a header line, as the spec describes.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="FEATURES.csv (one row per window), or .npz when the spec's features are \"raw\".")  # fmt: skip
+@json_option
+@quiet_option
+def features(spec_path, data, out, as_json, quiet):
+    """Write exactly the per-window inputs the board will compute from DATA under SPEC.
+
+    Rows in the order the windows complete (the order the agent answers them): the stream and
+    time columns, `label` (class index, 0/1, or the value), then one column per model input.
+    Computed by the agent's own parser, preprocessing (fitted on DATA) and window code.
+    """
+    from edgectl import dataset
+    from edgectl import spec as specs
+
+    progress = Progress(quiet)
+    spec = specs.load(spec_path)
+    if (spec["window"]["features"] == "raw") != (Path(out).suffix == ".npz"):
+        raise click.UsageError('--out: .npz for features = "raw", else a .csv file')
+    progress.say(f"reading {data} through the agent's parser, preprocessing and windows")
+    ds = dataset.load(spec, data)
+    dataset.write_features(ds, spec, out)
+    inputs = len(ds.sections["features"]["names"]) if ds.stage_input == "features" else list(ds.windows.raw.shape[1:])
+    summary = {"out": out, "windows": len(ds.windows), "inputs": inputs, "task": spec["output"]["task"]}
+    emit(summary, as_json, lambda s: f"wrote {s['windows']} windows ({s['inputs']} inputs each) to {s['out']}")
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True))
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The pipeline spec (edgectl.toml) the model was trained under.")  # fmt: skip
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="CSV data: preprocessing is fitted on it; parity, golden vectors, drift come from it.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
+@click.option("--profile", "profile_names", multiple=True, help="Board profile to cross-build for (repeatable).")
+@click.option("--allow-pickle", is_flag=True, help="Load a .joblib/.pkl model (runs the code inside it).")
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Sign the bundle with this private key.")
+@json_option
+@quiet_option
+def convert(model, spec_path, data, out, profile_names, allow_pickle, sign_key, as_json, quiet):
+    """Convert MODEL, a file you trained elsewhere, into a bundle for the board.
+
+    Tree models: XGBoost .json/.ubj, LightGBM .txt, scikit-learn tree ensembles as .skops
+    (or .joblib/.pkl with --allow-pickle), compiled to C through Treelite and TL2cgen; the
+    compiled model must equal the model's own prediction on every window of --data.
+    """
+    from edgectl import convert as converter
+    from edgectl import inspect_bundle, profiles
+    from edgectl.commands.bundles import _render_inspect, _signing
+
+    progress = Progress(quiet)
+    key = _signing().load_private_key(sign_key) if sign_key else None
+    chosen = [profiles.get(name) for name in profile_names]
+    converter.convert(model, spec_path, data, out, chosen, allow_pickle, progress.say)
+    if key is not None:
+        progress.say(f"signed {out} with key {_signing().sign_bundle(out, key)}")
+    emit(inspect_bundle.summary(out), as_json, _render_inspect)

@@ -1,0 +1,306 @@
+"""The pipeline spec, `edgectl.toml`: the user's columns, window, preprocessing and task, read once.
+
+Everything that turns the user's rows into model inputs starts here and runs the agent's own
+code (edgectl.dataset). The spec is written into the bundle's manifest at conversion; from
+then on the manifest is the truth. Every error names the file, the key and what is allowed.
+"""
+
+import csv
+import re
+from pathlib import Path
+
+from edge_agent.windows import ALL_FEATURE_KINDS
+from edgectl.errors import EdgectlError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+TASKS = ("binary", "multiclass", "regression")
+IMPUTE = ("none", "median")
+SCALE = ("none", "standard", "per-condition")
+DEFAULT_FEATURES = ["mean", "std", "min", "max", "slope", "last"]
+
+
+def load(path):
+    """The spec at path as a dict with every key filled in; EdgectlError naming file and key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise EdgectlError(f"{path}: no such spec file; write one with `edgectl init DATA.csv`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgectlError(f"{path}: cannot read the spec: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgectlError(f"{path}: not valid TOML: {exc}") from None
+    return check(raw, path)
+
+
+def check(raw, where):
+    """Validate a spec's tables; fill in defaults."""
+    known = {"input", "window", "preprocessing", "output"}
+    for table in raw:
+        if table not in known:
+            raise EdgectlError(f"{where}: unknown table [{table}]; a spec has {', '.join(sorted(known))}")
+    inp, win = raw.get("input", {}), raw.get("window", {})
+    prep, out = raw.get("preprocessing", {}), raw.get("output", {})
+    spec = {
+        "input": {
+            "format": _choice(inp, "format", ("csv", "jsonl"), "csv", where, "input"),
+            "columns": _names(inp, "columns", where, "input", required=True),
+            "stream": _name(inp, "stream", where, "input"),
+            "time": _name(inp, "time", where, "input"),
+            "settings": _names(inp, "settings", where, "input"),
+        },
+        "window": {
+            "length": _int(win, "length", 1, 65536, 1, where),
+            "stride": _int(win, "stride", 1, 65536, 1, where),
+            "features": _features(win, where),
+            "time_feature": _bool(win, "time_feature", False, where),
+        },
+        "preprocessing": {
+            "impute": _choice(prep, "impute", IMPUTE, "none", where, "preprocessing"),
+            "scale": _choice(prep, "scale", SCALE, "standard", where, "preprocessing"),
+        },
+        "output": {
+            "task": _choice(out, "task", TASKS, "binary", where, "output"),
+            "label": _name(out, "label", where, "output"),
+            "classes": _classes(out, where),
+            "threshold": _number(out, "threshold", where),
+        },
+    }
+    _cross_check(spec, where)
+    return spec
+
+
+def _cross_check(spec, where):
+    inp, out = spec["input"], spec["output"]
+    used = [inp["stream"], inp["time"], *inp["columns"], *inp["settings"], out["label"]]
+    named = [name for name in used if name]
+    if len(set(named)) != len(named):
+        twice = sorted({name for name in named if named.count(name) > 1})
+        raise EdgectlError(f"{where}: column {twice[0]!r} has two roles (input, stream, time, settings, label)")
+    if spec["preprocessing"]["scale"] == "per-condition" and not inp["settings"]:
+        raise EdgectlError(f'{where}: [preprocessing] scale = "per-condition" needs [input] settings')
+    if out["task"] == "multiclass" and (not out["classes"] or len(out["classes"]) < 2):
+        raise EdgectlError(f'{where}: [output] task = "multiclass" needs classes = [...] (two or more, in index order)')
+    if out["task"] == "binary":
+        if out["classes"] is not None and len(out["classes"]) != 2:
+            raise EdgectlError(f"{where}: [output] classes of a binary task: two (negative, positive)")
+        t = 0.5 if out["threshold"] is None else out["threshold"]
+        if not 0 < t <= 1:
+            raise EdgectlError(f"{where}: [output] threshold of a binary task must be in (0, 1], not {t}")
+        out["threshold"] = t
+    if out["task"] == "multiclass" and out["threshold"] is not None:
+        raise EdgectlError(f"{where}: [output] threshold is for binary and regression tasks")
+    if spec["window"]["features"] == "raw" and spec["window"]["time_feature"]:
+        raise EdgectlError(f'{where}: [window] time_feature needs window features, not "raw"')
+    if spec["window"]["time_feature"] and not inp["time"]:
+        raise EdgectlError(f"{where}: [window] time_feature = true needs [input] time")
+
+
+def _get(table, key, kinds, where, section):
+    value = table.get(key)
+    if value is not None and not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        raise EdgectlError(f"{where}: [{section}] {key} = {value!r}: wrong type")
+    return value
+
+
+def _name(table, key, where, section):
+    value = _get(table, key, (str,), where, section)
+    if value == "":
+        raise EdgectlError(f"{where}: [{section}] {key} is empty; leave it out instead")
+    return value
+
+
+def _names(table, key, where, section, required=False):
+    value = table.get(key, [] if not required else None)
+    if value is None:
+        raise EdgectlError(f"{where}: [{section}] {key} is missing: the model's input columns, in order")
+    if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+        raise EdgectlError(f"{where}: [{section}] {key} must be a list of column names")
+    if required and not value:
+        raise EdgectlError(f"{where}: [{section}] {key} is empty: name at least one column")
+    if len(set(value)) != len(value):
+        raise EdgectlError(f"{where}: [{section}] {key} names a column twice")
+    return list(value)
+
+
+def _choice(table, key, allowed, default, where, section):
+    value = table.get(key, default)
+    if value not in allowed:
+        raise EdgectlError(f"{where}: [{section}] {key} = {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _int(table, key, low, high, default, where):
+    value = table.get(key, default)
+    if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        raise EdgectlError(f"{where}: [window] {key} = {value!r}; a whole number from {low} to {high}")
+    return value
+
+
+def _bool(table, key, default, where):
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise EdgectlError(f"{where}: [window] {key} = {value!r}; true or false")
+    return value
+
+
+def _number(table, key, where):
+    value = table.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
+        raise EdgectlError(f"{where}: [output] {key} = {value!r}; a number")
+    return None if value is None else float(value)
+
+
+def _features(table, where):
+    value = table.get("features", DEFAULT_FEATURES)
+    if value == "raw":
+        return "raw"
+    if not (isinstance(value, list) and value and all(v in ALL_FEATURE_KINDS for v in value)):
+        raise EdgectlError(
+            f'{where}: [window] features = {value!r}; a list of {", ".join(ALL_FEATURE_KINDS)}, or "raw"'
+        )
+    if len(set(value)) != len(value):
+        raise EdgectlError(f"{where}: [window] features names a kind twice")
+    return list(value)
+
+
+def _classes(table, where):
+    value = table.get("classes")
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)):
+        raise EdgectlError(f"{where}: [output] classes must be a list of label values (strings or integers)")
+    names = [str(v) for v in value]
+    if len(set(names)) != len(names):
+        raise EdgectlError(f"{where}: [output] classes names a class twice")
+    return names
+
+
+# --- edgectl init: a commented spec from a CSV's header -------------------------------------------
+
+STREAM_NAMES = re.compile(r"^(machine|device|unit|engine|stream|sensor_?id|asset|id|node|pump|motor)(_?id)?$", re.I)
+TIME_NAMES = re.compile(r"^(time|timestamp|ts|date|datetime|cycle|t|epoch|time_?s)$", re.I)
+LABEL_NAMES = re.compile(r"^(label|state|class|target|y|fault|status|anomaly|failure|wear.*|rul)$", re.I)
+
+
+def sniff(path, rows=200):
+    """(header, sample rows, delimiter) of a CSV file with a header line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="strict")
+    except FileNotFoundError:
+        raise EdgectlError(f"{path}: no such data file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgectlError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+    lines = text.splitlines()
+    if not lines:
+        raise EdgectlError(f"{path}: empty file")
+    first = lines[0]
+    delimiter = ";" if ";" in first else "," if "," in first else "\t" if "\t" in first else None
+    parse = (lambda line: line.split(delimiter)) if delimiter else str.split
+    header = [h.strip() for h in parse(first)]
+    body = [parse(line) for line in (lines[1:] if rows is None else lines[1 : rows + 1]) if line.strip()]
+    if all(_is_number(h) for h in header):
+        raise EdgectlError(f"{path}: the first line holds numbers, not column names; add a header line")
+    return header, body, delimiter
+
+
+def init(data, out, force=False):
+    """Write a commented spec for the CSV at data to out; return the spec text."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise EdgectlError(f"{out} exists; remove it, or pass --force to overwrite")
+    header, everything, _ = sniff(data, rows=None)
+    body = everything[:200]
+    numeric = [name for i, name in enumerate(header) if body and all(_is_number(r[i]) for r in body if i < len(r))]
+    stream = next((h for h in header if STREAM_NAMES.match(h)), None)
+    if stream is None:  # the one text column that is not a time, if any
+        texts = [h for h in header if h not in numeric and not _looks_like_time(body, header.index(h))]
+        stream = texts[0] if len(texts) == 1 else None
+    time = next((h for h in header if TIME_NAMES.match(h) and h != stream), None)
+    if time is None:
+        time = next((h for i, h in enumerate(header) if h != stream and _looks_like_time(body, i)), None)
+    label = next((h for h in header if LABEL_NAMES.match(h) and h not in (stream, time)), None)
+    columns = [h for h in numeric if h not in (stream, time, label)]
+    task, classes = _guess_task(everything, header.index(label)) if label else ("binary", None)
+    text = _template(Path(data).name, header, columns, stream, time, label, task, classes)
+    check(tomllib.loads(text), out)  # what we write must read back
+    out.write_text(text)
+    return text
+
+
+def _guess_task(body, i):
+    values = sorted({r[i].strip() for r in body if i < len(r) and r[i].strip()})
+    if values and all(_is_number(v) for v in values) and len(values) > 10:
+        return "regression", None
+    if len(values) == 2:
+        return "binary", values
+    return "multiclass", values
+
+
+def _template(name, header, columns, stream, time, label, task, classes):
+    q = lambda v: "" if v is None else f'"{v}"'  # noqa: E731
+    lines = [
+        f"# edgectl pipeline spec, written by `edgectl init` from {name}",
+        f"# its columns: {', '.join(header)}",
+        "# Check every guess below; `edgectl features` shows what the board will compute from it.",
+        "",
+        "[input]",
+        'format = "csv"            # a header row; comma, semicolon, tab or whitespace separated | "jsonl"',
+        f"columns = [{', '.join(q(c) for c in columns)}]   # the model's inputs, in this order",
+        (f"stream = {q(stream)}" if stream else '# stream = "machine"')
+        + "   # the column naming the stream (absent: one)",
+        (f"time = {q(time)}" if time else '# time = "ts"') + "   # numeric or ISO 8601 (absent: arrival order)",
+        "settings = []             # operating-condition columns (per-condition scaling)",
+        "",
+        "[window]",
+        "length = 50               # samples per window; 1 = tabular, one prediction per sample",
+        "stride = 10",
+        f'features = [{", ".join(q(k) for k in DEFAULT_FEATURES)}]   # per column, or "raw" (the window itself)',
+        "time_feature = false      # true: the time field's value at the window's end is an input too",
+        "",
+        "[preprocessing]",
+        'impute = "none"           # none | median (fitted on --data)',
+        'scale = "standard"        # none | standard | per-condition',
+        "",
+        "[output]",
+        f'task = "{task}"            # binary | multiclass | regression',
+        (f"label = {q(label)}" if label else '# label = "state"') + "   # the label column (for checks and evaluation)",
+    ]
+    if classes:
+        lines.append(f"classes = [{', '.join(q(c) for c in classes)}]   # label values in class-index order")
+    if task == "binary":
+        lines.append("threshold = 0.5           # decision threshold on the positive class's probability")
+    return "\n".join(lines) + "\n"
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _looks_like_time(body, i):
+    values = [r[i].strip() for r in body[:20] if i < len(r)]
+    return bool(values) and all(re.match(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}.*)?$", v) for v in values)
+
+
+def read_rows(data):
+    """(header, rows) of a CSV file, every cell a string; file:line errors for ragged rows."""
+    header, _, delimiter = sniff(data, rows=0)
+    rows = []
+    with open(data, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter) if delimiter else (line.split() for line in f)
+        for number, row in enumerate(reader, start=1):
+            if number == 1 or not row or not "".join(row).strip():
+                continue
+            if len(row) != len(header):
+                raise EdgectlError(f"{data}:{number}: {len(row)} fields, the header has {len(header)}")
+            rows.append([cell.strip() for cell in row])
+    return header, rows
