@@ -84,3 +84,76 @@ def op_list(interpreter):
         dtypes = {interpreter._get_tensor_details(i, 0)["dtype"] for i in tensors}
         ops.append({"op": op["op_name"], "float": any(np.dtype(d).kind == "f" for d in dtypes)})
     return [op for op in ops if op["op"] != "DELEGATE"]
+
+
+NEURAL_FORMATS = {".keras": "Keras 3 model", ".h5": "Keras HDF5 model", ".tflite": "TFLite flatbuffer"}
+
+
+def load(path):
+    """A neural model file: ("keras", the Keras model) or ("tflite", the file's bytes)."""
+    from pathlib import Path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        raise ConversionError(f"{path}: a SavedModel directory; save the Keras model as .keras (model.save('m.keras'))")
+    if suffix not in NEURAL_FORMATS:
+        raise ConversionError(f"{path}: not a neural model file ({', '.join(NEURAL_FORMATS)})")
+    if suffix == ".tflite":
+        data = path.read_bytes()
+        if data[4:8] != b"TFL3":
+            raise ConversionError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        return "tflite", data
+    try:
+        with captured_output():
+            import keras
+
+            return "keras", keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged or foreign file
+        raise ConversionError(f"{path}: cannot load it as a {NEURAL_FORMATS[suffix]}: {str(exc)[:300]}") from None
+
+
+def to_float(model):
+    """A Keras model as float32 TFLite bytes (batch 1): on many Pis INT8 is not faster; compare with bench."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
+    try:
+        with captured_output():
+            return converter.convert()
+    except Exception as exc:  # the converter raises several unrelated types
+        raise ConversionError(f"TFLite conversion failed: {exc}") from None
+
+
+def keras_outputs(model, X, batch=512):
+    """A Keras model's outputs on X: (n,) for one output, (n, K) for several."""
+    X = np.asarray(X, dtype=np.float32)
+    parts = [np.asarray(model(X[i : i + batch], training=False), dtype=np.float64) for i in range(0, len(X), batch)]
+    out = np.concatenate(parts) if parts else np.zeros((0, 1))
+    out = out.reshape(len(X), -1)
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
+def tflite_outputs(path, X):
+    """A .tflite file's outputs on X, window by window through the agent's own TFLite stage."""
+    with captured_output():
+        stage = TFLiteStage(".", {"name": "check", "file": str(path)})
+    out = np.array([stage.predict(x) for x in np.asarray(X, dtype=np.float32)], dtype=np.float64)
+    return out, stage
+
+
+def io_shapes(model_or_path):
+    """((input shape without batch), number of outputs) of a Keras model or a .tflite file."""
+    if isinstance(model_or_path, (str, bytes)) or hasattr(model_or_path, "read_bytes"):
+        with captured_output():
+            stage = TFLiteStage(".", {"name": "check", "file": str(model_or_path)})
+        shape = tuple(int(d) for d in stage._in_shape[1:])
+        return shape, stage.n_outputs
+    shape = tuple(model_or_path.input_shape[1:])
+    return shape, int(np.prod(model_or_path.output_shape[1:]))
+
+
+def is_int8(path):
+    with captured_output():
+        stage = TFLiteStage(".", {"name": "check", "file": str(path)})
+    return bool(stage._in_scale)

@@ -169,9 +169,10 @@ class _Queries:
 class _Predictions:
     """Every window of the first pass (stream, t, score, prediction, stage), as columns."""
 
-    def __init__(self):
+    def __init__(self, task="binary"):
         self.stream, self.t, self.score = [], array("d"), array("d")
-        self.prediction, self.stage = array("B"), array("B")
+        # a regression's prediction is its value; a class index fits 16 bits
+        self.prediction, self.stage = array("d" if task == "regression" else "H"), array("B")
 
     def add(self, rec, stage_index):
         self.stream.append(rec["stream"])
@@ -198,7 +199,7 @@ class _Run:
         self.warmup, self.min_queries, self.min_duration_ns = warmup, min_queries, int(min_duration * 1e9)
         self.say = say
         self.stage_names = [s["name"] for s in pipeline.specs]
-        self.q, self.preds = _Queries(), _Predictions()
+        self.q, self.preds = _Queries(), _Predictions(pipeline.task)
         self.errors = Counter()
         self.passes = 0
         self.samples = 0

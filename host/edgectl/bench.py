@@ -53,7 +53,7 @@ def run_bench(bundles, target, data, profile=None, rules=None, say=lambda msg: N
         say(f"{target}: benchmarking {bundle_id}")
         board = run_on_board(target, f"{target.home}/releases/{bundle_id}", remote_data, rules, say)
         raw[bundle_id] = board
-        results.append(bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile))
+        results.append(bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile, data))
     record = {
         "format": RECORD_FORMAT,
         "version": RECORD_VERSION,
@@ -152,14 +152,14 @@ def _board_result(line, target, release):
     return result
 
 
-def bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile_name):
+def bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile_name, data=None):
     """One bundle's entry of the run record: the board's measurements plus accuracy, sizes, budgets."""
     kinds = {s["name"]: s for s in info["stages"]}
     stages = [
         {**s, "kind": kinds[s["name"]]["kind"], "model_bytes": kinds[s["name"]]["model_bytes"]} for s in board["stages"]
     ]
     manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
-    accuracy, accuracy_note = score(board, split, manifest, labels_note)
+    accuracy, accuracy_note = score(board, split, manifest, labels_note, data)
     built_for = manifest.get("built_with", {}).get("profiles", [])
     profile, source = profiles.for_board(profile_name, board["board"], built_for)
     return {
@@ -193,20 +193,29 @@ def bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile
     }
 
 
-def score(board, split, manifest, labels_note):
-    """F1, precision, recall of the board's predictions on the labelled replay, or (None, why not)."""
+def score(board, split, manifest, labels_note, data=None):
+    """The board's predictions scored on the labelled replay (by the bundle's task), or (None, why not).
+
+    Labels: a C-MAPSS split, or the bundle's label column in a CSV with a header.
+    """
+    task = manifest.get("output", {}).get("task", "binary")
+    classes = manifest.get("output", {}).get("classes") or ["0", "1"]
     if split is None:
-        return None, labels_note
-    lookup = evaluate.label_lookup(split, manifest["input"], manifest["label"]["horizon"])
+        lookup = evaluate.csv_label_lookup(data, manifest) if data is not None else None
+        if lookup is None:
+            return None, labels_note
+        labels_note = f"labels from column {manifest['output']['label']} of {Path(data).name}"
+    else:
+        lookup = evaluate.label_lookup(split, manifest["input"], manifest["label"]["horizon"])
     p = board["predictions"]
     records = [
         {"type": "prediction", "stream": s, "t": t, "prediction": y}
         for s, t, y in zip(p["stream"], p["t"], p["prediction"])
     ]
     try:
-        return evaluate.accuracy(records, lookup), labels_note
+        return evaluate.accuracy(records, lookup, task, len(classes)), labels_note
     except KeyError as exc:
-        return None, f"no accuracy: window {exc.args[0]} has no label in {split.path.name}"
+        return None, f"no accuracy: window {exc.args[0]} has no label in {Path(data or split.path).name}"
 
 
 def throttling(thermal):

@@ -198,7 +198,12 @@ def _sizes(r):
 def _accuracy(r, which, keys=("f1", "precision", "recall")):
     if r["accuracy"] is None:
         return "-"
-    return " / ".join(f"{r['accuracy'][which][k]:.3f}" for k in keys)
+    got = r["accuracy"][which]
+    if "macro_f1" in got:  # multiclass
+        return f"accuracy {got['accuracy']:.3f} / macro-F1 {got['macro_f1']:.3f}"
+    if "mae" in got:  # regression
+        return f"MAE {got['mae']:.4g} / RMSE {got['rmse']:.4g}"
+    return " / ".join(f"{got[k]:.3f}" for k in keys)
 
 
 def _budget_cell(r):

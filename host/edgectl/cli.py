@@ -37,7 +37,7 @@ def main():
 
 # Grouped by area here and in edgectl.commands; `edgectl --help` lists them alphabetically.
 for command in (
-    data.init, data.features, data.convert,
+    data.init, data.features, data.convert, data.train,
     bundles.build, bundles.keygen, bundles.inspect, bundles.list_profiles,
     boards.deploy, boards.rollback, boards.status, boards.logs, boards.run, boards.monitor, boards.bench,
     recipes.demo, recipes.example, recipes.synth,

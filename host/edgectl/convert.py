@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_agent import drift, metrics
 from edge_agent.manifest import MANIFEST_NAME
-from edge_convert import ConversionError, bundle, trees
+from edge_convert import ConversionError, bundle, tflite, trees
 from edgectl import dataset
 from edgectl import spec as specs
 from edgectl.build import check_toolchains, toolchains
@@ -33,32 +33,43 @@ def family_of(model_path):
     path = Path(model_path)
     if path.suffix.lower() in trees.FORMATS:
         return "trees"
-    if path.suffix.lower() in (".keras", ".tflite", ".h5") or path.is_dir():
+    if path.suffix.lower() in tflite.NEURAL_FORMATS or path.is_dir():
         return "neural"
     known = ", ".join([*trees.FORMATS, ".keras", ".tflite", "a SavedModel directory"])
     raise EdgectlError(f"{path}: unknown model format {path.suffix or '(none)'}; edgectl converts {known}")
 
 
-def convert(model_path, spec_path, data, out, profiles=(), allow_pickle=False, say=lambda msg: None):
-    """Convert a model file into a bundle at out; return the manifest."""
+def convert(model_path, spec_path, data, out, profiles=(), allow_pickle=False, say=lambda msg: None, precision=None):
+    """Convert a model file into a bundle at out; return the manifest.
+
+    precision (neural models): "int8" (the default for Keras: full INT8 with --data windows as the
+    representative set) or "float32"; a given .tflite is taken as it is.
+    """
     out = Path(out)
     if out.exists() and not (out / MANIFEST_NAME).exists():
         raise EdgectlError(f"{out}: exists and is not a bundle; choose another --out")
     spec = specs.load(spec_path)
-    if family_of(model_path) != "trees":
-        raise EdgectlError(f"{model_path}: Keras and TFLite models are not converted yet; tree models: "
-                           f"{', '.join(trees.FORMATS)}")  # fmt: skip
-    check_toolchains(profiles)  # before any work
-    model = _load(model_path, allow_pickle)
+    family = family_of(model_path)
+    if family == "trees":
+        check_toolchains(profiles)  # before any work
+        model = _load(model_path, allow_pickle)
+    else:
+        model = _load_neural(model_path)
     say(f"reading {data} through the agent's parser, preprocessing and windows")
     ds = dataset.load(spec, data)
     if len(ds.windows) == 0:
         raise EdgectlError(f"{data}: no complete window (window length {spec['window']['length']})")
-    _check_model(model, model_path, spec, ds)
+    if family == "trees":
+        _check_model(model, model_path, spec, ds)
+    else:
+        _check_neural(model, model_path, spec, ds)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None) as tmp:
         work = Path(tmp) / out.name
         work.mkdir()
-        manifest = _write(model, model_path, spec, ds, work, profiles, say)
+        if family == "trees":
+            manifest = _write(model, model_path, spec, ds, work, profiles, say)
+        else:
+            manifest = _write_neural(model, model_path, spec, ds, work, precision, say)
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)
@@ -67,6 +78,35 @@ def convert(model_path, spec_path, data, out, profiles=(), allow_pickle=False, s
             shutil.move(str(archive), str(out.with_name(out.name + ".tar.gz")))
     say(f"bundle {manifest['bundle_id']} written to {out}")
     return manifest
+
+
+def _load_neural(model_path):
+    try:
+        return tflite.load(model_path)
+    except ConversionError as exc:
+        raise EdgectlError(str(exc)) from None
+
+
+def _check_neural(model, model_path, spec, ds):
+    kind, obj = model
+    if kind == "tflite":
+        with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+            f.write(obj)
+            f.flush()
+            shape, outputs = tflite.io_shapes(f.name)
+    else:
+        shape, outputs = tflite.io_shapes(obj)
+    want = tuple(ds.X.shape[1:])
+    if tuple(shape) != want:
+        what = "a raw window (length, columns)" if ds.stage_input == "window" else "window features"
+        raise EdgectlError(
+            f"{model_path}: the model's input shape is {tuple(shape)}, the spec gives {what} of shape {want}"
+        )
+    classes = spec["output"]["classes"]
+    task = spec["output"]["task"]
+    expected = len(classes) if task == "multiclass" else 1
+    if outputs != expected:
+        raise EdgectlError(f"{model_path}: the model has {outputs} outputs, a {task} spec needs {expected}")
 
 
 def _load(model_path, allow_pickle):
@@ -136,7 +176,7 @@ def _write(model, model_path, spec, ds, work, profiles, say):
         "parity": {arch: dict(p, windows="every window of --data") for arch, p in parity.items()},
         "validation": _validation(task, ds.y, outputs, spec["output"]["threshold"]),
     }
-    golden = _golden(model, spec, ds, name, task)
+    golden = _golden(spec, ds, name, lambda X: trees.native_outputs(model, X, task))
     monitor = drift.reference(ds.windows.samples, spec["input"]["columns"], outputs, regression=task == "regression")
     built_with = {"model": type(model).__name__, "model_file": Path(model_path).name, "versions": _versions(),
                   "profiles": [p["name"] for p in profiles]}  # fmt: skip
@@ -144,7 +184,7 @@ def _write(model, model_path, spec, ds, work, profiles, say):
     return bundle.write_bundle(work, name, dict(sections, drift=monitor), [stage], golden, built_with)
 
 
-def _golden(model, spec, ds, name, task):
+def _golden(spec, ds, name, outputs_of):
     """The data's header and the first rows of a few streams, and the outputs the model gives their windows."""
     length = spec["window"]["length"] + GOLDEN_EXTRA_WINDOWS * spec["window"]["stride"]
     streams = list(dict.fromkeys(ds.row_streams))[:GOLDEN_STREAMS]
@@ -154,7 +194,7 @@ def _golden(model, spec, ds, name, task):
             counts[stream] += 1
             keep.append(line)
     golden_ds = dataset.load_lines(spec, keep, ds.sections)
-    outputs = trees.native_outputs(model, golden_ds.X, task)
+    outputs = outputs_of(golden_ds.X)
     return {
         "lines": keep,
         "windows": [
@@ -162,6 +202,88 @@ def _golden(model, spec, ds, name, task):
             for s, t, v in zip(golden_ds.windows.stream, golden_ds.windows.t, outputs)
         ],
     }
+
+
+INT8_TOLERANCE = 0.125  # a probability, per window: x86 and ARM int8 kernels differ now and then (NOTES-ARM)
+INT8_MEAN_TOLERANCE = 0.01
+FLOAT_TOLERANCE = 1e-4
+
+
+def _write_neural(model, model_path, spec, ds, work, precision, say):
+    kind, obj = model
+    task = spec["output"]["task"]
+    name = _token(Path(model_path).stem)
+    (work / name).mkdir()
+    try:
+        if kind == "keras":
+            precision = precision or "int8"
+            say(f"converting to TFLite {precision.upper()}" + (" with --data windows as the representative set"
+                                                                 if precision == "int8" else ""))  # fmt: skip
+            data = tflite.to_int8(obj, ds.X) if precision == "int8" else tflite.to_float(obj)
+            native = tflite.keras_outputs(obj, ds.X)
+        else:
+            data, native = obj, None
+        path = work / name / f"{name}.tflite"
+        path.write_bytes(data)
+        outputs, runtime = tflite.tflite_outputs(path, ds.X)
+        int8 = bool(runtime._in_scale)
+        if kind == "tflite" and precision == "int8" and not int8:
+            raise EdgectlError(
+                f"{model_path}: a float .tflite cannot be quantized without the model it came from; "
+                "give the .keras file, or --precision float32 to take this file as it is"
+            )
+        ops = tflite.op_list(runtime.interpreter)
+    except ConversionError as exc:
+        raise EdgectlError(str(exc)) from None
+    scale = (float(np.std(outputs)) or 1.0) if task == "regression" else 1.0  # regression: in the values' sd
+    tolerance = (INT8_TOLERANCE if int8 else FLOAT_TOLERANCE) * scale
+    mean_tolerance = (INT8_MEAN_TOLERANCE if int8 else FLOAT_TOLERANCE) * scale
+    report = {
+        "windows": len(outputs),
+        "precision": "int8" if int8 else "float32",
+        "runtime": runtime.runtime,
+        "ops": sorted({op["op"] for op in ops}),
+        "float_ops": sorted({op["op"] for op in ops if op["float"]}) if int8 else [],
+    }
+    if native is not None:
+        diff = np.abs(native - outputs)
+        report.update(max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+                      decision_agreement=_agreement(task, native, outputs, spec["output"]["threshold"]))  # fmt: skip
+        say(f"TFLite vs Keras on {len(outputs)} windows: max abs diff {diff.max():.3g}, "
+            f"decisions agree on {report['decision_agreement']:.1%}; ops {', '.join(report['ops'])}")  # fmt: skip
+        if diff.max() > tolerance or diff.mean() > mean_tolerance:
+            raise EdgectlError(
+                f"{model_path}: the TFLite model differs from the Keras model by {diff.max():.3g} at most and "
+                f"{diff.mean():.3g} on average over {len(outputs)} windows (allowed {tolerance:.3g} and "
+                f"{mean_tolerance:.3g}); try --precision float32"
+            )
+    classes = spec["output"]["classes"]
+    stage = {
+        "name": name,
+        "kind": "tflite",
+        "input": ds.stage_input,
+        "task": task,
+        "outputs": len(classes) if task == "multiclass" else 1,
+        "file": path.relative_to(work).as_posix(),
+        "threshold": spec["output"]["threshold"],
+        "tolerance": tolerance,
+        "mean_tolerance": mean_tolerance,
+        "conversion": report,
+        "validation": _validation(task, ds.y, outputs, spec["output"]["threshold"]),
+    }
+    golden = _golden(spec, ds, name, lambda X: tflite.tflite_outputs(path, X)[0])
+    monitor = drift.reference(ds.windows.samples, spec["input"]["columns"], outputs, regression=task == "regression")
+    built_with = {"model": kind, "model_file": Path(model_path).name, "versions": _versions(), "profiles": []}
+    sections = {k: v for k, v in ds.sections.items() if k != "format_version"}
+    return bundle.write_bundle(work, name, dict(sections, drift=monitor), [stage], golden, built_with)
+
+
+def _agreement(task, a, b, threshold):
+    if task == "multiclass":
+        return float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
+    if task == "regression":
+        return float(np.mean((a >= threshold) == (b >= threshold))) if threshold is not None else 1.0
+    return float(np.mean((a >= threshold) == (b >= threshold)))
 
 
 def _validation(task, y, outputs, threshold):

@@ -130,7 +130,7 @@ def _labels(spec, header, rows, data):
             except ValueError:
                 raise EdgectlError(f"{data}:{number}: label {value!r} is not a number (regression)") from None
             continue
-        key = _class_key(value, classes)
+        key = class_index(value, classes)
         if key is None:
             raise EdgectlError(
                 f"{data}:{number}: label {value!r} is not one of the classes {classes}; "
@@ -140,7 +140,8 @@ def _labels(spec, header, rows, data):
     return y
 
 
-def _class_key(value, classes):
+def class_index(value, classes):
+    """The index of a label value in classes (by name, or as a number: "1.0" is class "1"); None if absent."""
     if value in classes:
         return classes.index(value)
     try:  # 1.0 for "1", as a notebook may have written it

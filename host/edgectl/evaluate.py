@@ -1,11 +1,15 @@
 """Scoring the agent's own records: accuracy against labels, latency, memory."""
 
 import json
+from pathlib import Path
+
+import numpy as np
 
 from edge_agent import metrics
-from edge_agent.samples import field_text
+from edge_agent.samples import SampleError, SampleParser, field_text, split_line
 from edge_agent.telemetry import percentiles
 from edgectl.data import cmapss
+from edgectl.dataset import class_index
 
 
 def label_lookup(split, input_spec, horizon):
@@ -19,20 +23,54 @@ def predictions(records):
     return [r for r in records if r.get("type") == "prediction"]
 
 
-def accuracy(records, lookup):
-    """F1, precision, recall of the agent's predictions, and of the last window of each stream."""
+def accuracy(records, lookup, task="binary", n_classes=2):
+    """Scores of the agent's predictions on all windows and on the last window of each stream:
+    binary F1, precision, recall; multiclass accuracy and macro-F1; regression MAE and RMSE."""
     preds = predictions(records)
-    y_true = [lookup[(r["stream"], r["t"])] for r in preds]
-    y_pred = [r["prediction"] for r in preds]
     last = {}
     for r in preds:
         last[r["stream"]] = r
-    return {
-        "all_windows": metrics.classification(y_true, y_pred),
-        "last_window": metrics.classification(
-            [lookup[(r["stream"], r["t"])] for r in last.values()], [r["prediction"] for r in last.values()]
-        ),
-    }
+
+    def scored(rs):
+        y_true = [lookup[(r["stream"], r["t"])] for r in rs]
+        y_pred = [r["prediction"] for r in rs]
+        if task == "multiclass":
+            return metrics.multiclass(y_true, y_pred, n_classes)
+        if task == "regression":
+            err = np.array(y_pred, dtype=float) - np.array(y_true, dtype=float)
+            return {"mae": float(np.mean(np.abs(err))) if len(err) else 0.0,
+                    "rmse": float(np.sqrt(np.mean(err**2))) if len(err) else 0.0, "n": len(err)}  # fmt: skip
+        return metrics.classification(y_true, y_pred)
+
+    return {"all_windows": scored(preds), "last_window": scored(list(last.values()))}
+
+
+def csv_label_lookup(path, manifest):
+    """{(stream, t): label} of a CSV file with a header that holds the bundle's label column, keyed as
+    the agent names windows (its own parser reads the stream and time); None without a label."""
+    out = manifest.get("output", {})
+    if not out.get("label"):
+        return None
+    inp = manifest["input"]
+    parser = SampleParser(inp, imputable=set(inp["features"]), settings=[])
+    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    header = [c.strip() for c in split_line(lines[0])] if lines else []
+    if out["label"] not in header:
+        return None
+    i = header.index(out["label"])
+    classes = out.get("classes") or ["0", "1"]
+    lookup = {}
+    for line in lines:
+        try:
+            sample = parser.parse(line.strip())
+        except SampleError:
+            continue
+        if sample is None:
+            continue
+        value = split_line(line)[i].strip()
+        label = float(value) if out["task"] == "regression" else class_index(value, classes)
+        lookup[(sample.stream, sample.time)] = label
+    return lookup
 
 
 def latency(records):

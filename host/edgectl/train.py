@@ -18,37 +18,53 @@ MODEL_KINDS = TREE_KINDS + NEURAL_KINDS
 SMALL_DATA = 5000  # training rows below which tree ensembles train on one thread
 
 
-def train_trees(kind, X, y, seed=0):
-    """Fit a binary tree ensemble of the given kind on feature rows X."""
-    positive = max(1, int(np.sum(y)))
-    balance = (len(y) - positive) / positive
+def train_trees(kind, X, y, seed=0, task="binary"):
+    """Fit a tree ensemble of the given kind on feature rows X: binary (0/1 labels), multiclass
+    (class indices) or regression (values)."""
     # On a few thousand rows a second thread costs more in synchronization than it saves (5x slower
     # than one thread on a busy 2-core machine, measured on SECOM-sized data).
     jobs = 1 if len(y) < SMALL_DATA else 2
+    regression = task == "regression"
     if kind == "xgboost":
-        from xgboost import XGBClassifier
+        from xgboost import XGBClassifier, XGBRegressor
 
-        model = XGBClassifier(
-            n_estimators=200, max_depth=4, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
-            scale_pos_weight=balance ** 0.5, random_state=seed, n_jobs=jobs, tree_method="hist",
-        )  # fmt: skip
+        common = dict(n_estimators=200, max_depth=4, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
+                      random_state=seed, n_jobs=jobs, tree_method="hist")  # fmt: skip
+        if task == "binary":
+            positive = max(1, int(np.sum(y)))
+            common["scale_pos_weight"] = ((len(y) - positive) / positive) ** 0.5
+        model = XGBRegressor(**common) if regression else XGBClassifier(**common)
     else:
         from sklearn import ensemble
 
-        model = {
-            "random-forest": lambda: ensemble.RandomForestClassifier(
-                n_estimators=100, max_depth=10, min_samples_leaf=5, random_state=seed, n_jobs=jobs
-            ),
-            "extra-trees": lambda: ensemble.ExtraTreesClassifier(
-                n_estimators=100, max_depth=10, min_samples_leaf=5, random_state=seed, n_jobs=jobs
-            ),
-            "gradient-boosting": lambda: ensemble.GradientBoostingClassifier(n_estimators=100, random_state=seed),
-            "hist-gradient-boosting": lambda: ensemble.HistGradientBoostingClassifier(max_iter=200, random_state=seed),
-        }.get(kind, lambda: None)()
+        forest = dict(n_estimators=100, max_depth=10, min_samples_leaf=5, random_state=seed, n_jobs=jobs)
+        makers = {
+            "random-forest": (ensemble.RandomForestClassifier, ensemble.RandomForestRegressor, forest),
+            "extra-trees": (ensemble.ExtraTreesClassifier, ensemble.ExtraTreesRegressor, forest),
+            "gradient-boosting": (ensemble.GradientBoostingClassifier, ensemble.GradientBoostingRegressor,
+                                  dict(n_estimators=100, random_state=seed)),
+            "hist-gradient-boosting": (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor,
+                                       dict(max_iter=200, random_state=seed)),
+        }  # fmt: skip
+        classifier, regressor, params = makers.get(kind, (None, None, None))
+        model = (regressor if regression else classifier)(**params) if classifier else None
         if model is None:
             raise EdgectlError(f"unknown tree model {kind!r}; choose one of {', '.join(TREE_KINDS)}")
     model.fit(X, y)
     return model
+
+
+def save_model(model, path_stem):
+    """Write a trained tree model as a file `edgectl convert` reads (XGBoost JSON, scikit-learn skops)."""
+    if type(model).__module__.startswith("xgboost"):
+        path = path_stem.with_name(path_stem.name + ".json")
+        model.get_booster().save_model(path)
+        return path
+    import skops.io
+
+    path = path_stem.with_name(path_stem.name + ".skops")
+    skops.io.dump(model, path)
+    return path
 
 
 def train_neural(kind, X, y, seed=0):

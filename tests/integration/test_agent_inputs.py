@@ -9,10 +9,22 @@ import subprocess
 import sys
 import time
 
+import pytest
 from test_agent_service import free_port
 from test_backpressure import cycled, final_stats, start_agent
 
 SERVED_WITHIN_S = 20  # every prediction of a normal sender, beside the hostile ones, arrives within this
+
+
+@pytest.fixture
+def tcp_agent(xgb_build):
+    """An agent serving the XGBoost bundle on a free loopback port; killed at teardown whatever happened."""
+    port = free_port()
+    proc, out = start_agent(xgb_build.bundle_dir, f"tcp:127.0.0.1:{port}")
+    yield proc, out, port
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def connect(port):
@@ -40,9 +52,8 @@ def predictions(out, n, within_s):
     return other
 
 
-def test_a_storm_of_100_resets_leaves_the_agent_serving(xgb_build, synthetic_splits):
-    port = free_port()
-    proc, out = start_agent(xgb_build.bundle_dir, f"tcp:127.0.0.1:{port}")
+def test_a_storm_of_100_resets_leaves_the_agent_serving(xgb_build, synthetic_splits, tcp_agent):
+    proc, out, port = tcp_agent
     for _ in range(100):
         reset(port)
     data, windows = cycled(synthetic_splits[1], 1, xgb_build.manifest["window"]["length"])
@@ -55,9 +66,8 @@ def test_a_storm_of_100_resets_leaves_the_agent_serving(xgb_build, synthetic_spl
     assert stats["windows"] == windows
 
 
-def test_an_idle_and_a_slow_client_do_not_hold_back_a_normal_sender(xgb_build, synthetic_splits):
-    port = free_port()
-    proc, out = start_agent(xgb_build.bundle_dir, f"tcp:127.0.0.1:{port}")
+def test_an_idle_and_a_slow_client_do_not_hold_back_a_normal_sender(xgb_build, synthetic_splits, tcp_agent):
+    proc, out, port = tcp_agent
     idle = connect(port)  # connects first and sends nothing
     slow = connect(port)
     slow.sendall(b"1 1 ")  # the start of a line, then a byte now and then
@@ -74,9 +84,10 @@ def test_an_idle_and_a_slow_client_do_not_hold_back_a_normal_sender(xgb_build, s
     assert stats["windows"] == windows and stats["input"]["clients"]["accepted"] == 3
 
 
-def test_a_line_cut_by_a_disconnect_is_an_error_and_leaks_nothing_into_the_next_sender(xgb_build, synthetic_splits):
-    port = free_port()
-    proc, out = start_agent(xgb_build.bundle_dir, f"tcp:127.0.0.1:{port}")
+def test_a_line_cut_by_a_disconnect_is_an_error_and_leaks_nothing_into_the_next_sender(
+    xgb_build, synthetic_splits, tcp_agent
+):
+    proc, out, port = tcp_agent
     lines = synthetic_splits[1].path.read_bytes().splitlines(keepends=True)
     with connect(port) as first:
         first.sendall(b"x" * (70 * 1024))  # over 64 KiB, then gone inside it

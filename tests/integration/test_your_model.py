@@ -5,6 +5,7 @@ answer equals the model's own prediction on the features file within 1e-6 per ou
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -220,3 +221,119 @@ def test_the_python_api_gives_the_same_features_as_the_command(vibration, tmp_pa
     ds = dataset.load(specs.load(spec), data)
     assert np.array_equal(ds.X.astype(np.float64), X) and np.array_equal(ds.y, y)
     assert sys.version_info >= (3, 9)
+
+
+def raw_spec(work, task="multiclass"):
+    """The init spec with raw windows: the model reads the (length, columns) window itself."""
+    return spec_for(work, task, features='"raw"')
+
+
+def raw_windows(spec, data, out):
+    got = edgectl("features", str(spec), "--data", str(data), "--out", str(out), "-q")
+    assert got.returncode == 0, got.stderr
+    arrays = np.load(out)
+    return arrays["X"], arrays["y"].astype(int)
+
+
+def small_keras(shape, classes):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = [keras.layers.Conv1D(8, 5, activation="relu"), keras.layers.GlobalAveragePooling1D()]
+    model = keras.Sequential([keras.Input(shape), *layers, keras.layers.Dense(classes, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def test_keras_on_raw_windows_to_int8(vibration, tmp_path):
+    work, data = vibration
+    spec = raw_spec(work)
+    X, y = raw_windows(spec, data, tmp_path / "windows.npz")
+    model = small_keras(X.shape[1:], 3)
+    model.fit(X, y, epochs=3, verbose=0)
+    model.save(tmp_path / "model.keras")
+    manifest = converted(tmp_path / "model.keras", spec, data, tmp_path / "bundle", "-q")
+    stage = manifest["stages"][0]
+    assert stage["kind"] == "tflite" and stage["input"] == "window" and stage["conversion"]["precision"] == "int8"
+    preds = serve(tmp_path / "bundle", data, tmp_path / "board")
+    native = np.asarray(model(X.astype(np.float32), training=False), dtype=np.float64)
+    got = np.array([p["scores"] for p in preds])
+    assert len(preds) == len(X) and np.max(np.abs(got - native)) <= stage["tolerance"] == 0.125
+    assert np.mean(got.argmax(axis=1) == native.argmax(axis=1)) >= 0.95
+
+
+def test_a_given_tflite_file_is_taken_as_it_is(vibration, tmp_path):
+    import tensorflow as tf
+
+    work, data = vibration
+    spec = raw_spec(work)
+    X, y = raw_windows(spec, data, tmp_path / "windows.npz")
+    model = small_keras(X.shape[1:], 3)
+    model.fit(X, y, epochs=2, verbose=0)
+    (tmp_path / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    refused = edgectl("convert", str(tmp_path / "model.tflite"), "--spec", str(spec), "--data", str(data),
+                      "--out", str(tmp_path / "b"), "--precision", "int8", "-q")  # fmt: skip
+    assert refused.returncode == 1 and "cannot be quantized without the model it came from" in refused.stderr
+    manifest = converted(tmp_path / "model.tflite", spec, data, tmp_path / "bundle", "-q")
+    assert manifest["stages"][0]["conversion"]["precision"] == "float32"
+    preds = serve(tmp_path / "bundle", data, tmp_path / "board")
+    native = np.asarray(model(X.astype(np.float32), training=False), dtype=np.float64)
+    assert len(preds) == len(X) and np.max(np.abs(np.array([p["scores"] for p in preds]) - native)) <= 1e-4
+    wrong = raw_spec(work).read_text().replace("length = 30", "length = 20")
+    (tmp_path / "wrong.toml").write_text(wrong)
+    got = edgectl("convert", str(tmp_path / "model.tflite"), "--spec", str(tmp_path / "wrong.toml"),
+                  "--data", str(data), "--out", str(tmp_path / "b"), "-q")  # fmt: skip
+    assert got.returncode == 1 and "the model's input shape is (30, 4), the spec gives" in got.stderr
+
+
+def test_lightgbm_categorical_splits_compile_linear_trees_are_refused_and_a_profile_cross_builds(vibration, tmp_path):
+    import lightgbm
+    import xgboost
+
+    work, data = vibration
+    data = with_bearing_column(data, tmp_path / "labelled.csv")
+    spec = spec_for(work, "binary")
+    _, _, y, X = features_of(spec, data, tmp_path / "features.csv")
+    X_cat = X.copy()
+    X_cat[:, 0] = y * 2 + np.arange(len(X)) % 2  # a category that matters, so the trees split on it
+    params = {"objective": "binary", "verbose": -1, "min_data_per_group": 1, "cat_smooth": 1}
+    booster = lightgbm.train(params, lightgbm.Dataset(X_cat, y, categorical_feature=[0]), num_boost_round=5)
+    assert any(t["tree_structure"].get("decision_type") == "==" for t in booster.dump_model()["tree_info"])
+    from edge_convert import trees
+
+    lib_dir = tmp_path / "cat"
+    trees.compile_library(lib_dir / "src", trees.generate_source(booster, lib_dir / "src"), lib_dir / "cat.so")
+    assert trees.parity(booster, lib_dir / "cat.so", X_cat)["max_abs_diff"] <= PARITY  # TL2cgen compiles them
+    linear = lightgbm.train({**params, "linear_tree": True}, lightgbm.Dataset(X, y), num_boost_round=3)
+    linear.save_model(str(tmp_path / "linear.txt"))
+    got = edgectl("convert", str(tmp_path / "linear.txt"), "--spec", str(spec), "--data", str(data),
+                  "--out", str(tmp_path / "b"), "-q")  # fmt: skip
+    assert got.returncode == 1 and "linear trees" in got.stderr and not (tmp_path / "b").exists()
+
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3).fit(X, y.astype(int))
+    model.save_model(tmp_path / "model.ubj")
+    manifest = converted(tmp_path / "model.ubj", spec, data, tmp_path / "bundle", "--profile", "rpi4", "-q")
+    parity = manifest["stages"][0]["parity"]
+    assert set(manifest["stages"][0]["libs"]) == {os.uname().machine, "aarch64"}
+    assert parity["aarch64"]["status"] == "ok" and parity["aarch64"]["max_abs_diff"] <= PARITY
+    assert parity["aarch64"]["rows"] == len(X)
+
+
+def test_train_fits_a_reference_model_on_any_spec_and_converts_it(vibration, tmp_path):
+    work, data = vibration
+    spec = spec_for(work, "regression")
+    got = edgectl("train", str(spec), "--data", str(data), "--model", "extra-trees", "--out", str(tmp_path / "b"),
+                  "--json", "-q")  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["self_test"]["status"] == "ok"
+    assert (tmp_path / "b.model.skops").is_file()
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["output"]["task"] == "regression" and manifest["stages"][0]["validation"]["rmse"] >= 0
+    preds = serve(tmp_path / "b", data, tmp_path / "board")
+    assert preds and all("value" in p for p in preds)
+    bench = edgectl("bench", str(tmp_path / "b"), f"local:{tmp_path / 'board'}", "--data", str(data),
+                    "--warmup", "10", "--min-queries", "100", "--min-duration", "0.2", "--json", "-q")  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    result = json.loads(bench.stdout)["results"][0]
+    assert result["accuracy"]["all_windows"]["n"] == len(preds) and result["accuracy"]["all_windows"]["mae"] >= 0
+    assert "labels from column wear_pct" in result["accuracy_note"]

@@ -6,6 +6,7 @@ import click
 
 from edgectl.commands.options import json_option, quiet_option
 from edgectl.console import Progress, emit
+from edgectl.train import TREE_KINDS
 
 
 @click.command()
@@ -64,15 +65,18 @@ def features(spec_path, data, out, as_json, quiet):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
 @click.option("--profile", "profile_names", multiple=True, help="Board profile to cross-build for (repeatable).")
 @click.option("--allow-pickle", is_flag=True, help="Load a .joblib/.pkl model (runs the code inside it).")
+@click.option("--precision", type=click.Choice(["int8", "float32"]),
+              help="Neural models: TFLite full INT8 (default for Keras) or float32; a .tflite as it is.")  # fmt: skip
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Sign the bundle with this private key.")
 @json_option
 @quiet_option
-def convert(model, spec_path, data, out, profile_names, allow_pickle, sign_key, as_json, quiet):
+def convert(model, spec_path, data, out, profile_names, allow_pickle, precision, sign_key, as_json, quiet):
     """Convert MODEL, a file you trained elsewhere, into a bundle for the board.
 
     Tree models: XGBoost .json/.ubj, LightGBM .txt, scikit-learn tree ensembles as .skops
     (or .joblib/.pkl with --allow-pickle), compiled to C through Treelite and TL2cgen; the
     compiled model must equal the model's own prediction on every window of --data.
+    Neural models: Keras .keras/.h5 to TFLite (INT8 or float32), or a .tflite as it is.
     """
     from edgectl import convert as converter
     from edgectl import inspect_bundle, profiles
@@ -81,7 +85,53 @@ def convert(model, spec_path, data, out, profile_names, allow_pickle, sign_key, 
     progress = Progress(quiet)
     key = _signing().load_private_key(sign_key) if sign_key else None
     chosen = [profiles.get(name) for name in profile_names]
-    converter.convert(model, spec_path, data, out, chosen, allow_pickle, progress.say)
+    converter.convert(model, spec_path, data, out, chosen, allow_pickle, progress.say, precision)
     if key is not None:
         progress.say(f"signed {out} with key {_signing().sign_bundle(out, key)}")
+    emit(inspect_bundle.summary(out), as_json, _render_inspect)
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="CSV training data with the spec's label column.")  # fmt: skip
+@click.option("--model", "kind", default="xgboost", show_default=True,
+              type=click.Choice(TREE_KINDS),
+              help="The reference tree model to train.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
+@click.option("--profile", "profile_names", multiple=True, help="Board profile to cross-build for (repeatable).")
+@json_option
+@quiet_option
+def train(spec_path, data, kind, out, profile_names, as_json, quiet):
+    """Train a reference tree model on DATA's window features under SPEC, then convert it.
+
+    Writes the model file beside the bundle (OUT.model.json or OUT.model.skops) and converts
+    that file exactly as `edgectl convert` would. Every label in DATA is used: hold out your
+    own test data and score the bundle on it with `edgectl run` or `bench`.
+    """
+    import numpy as np
+
+    from edgectl import convert as converter
+    from edgectl import dataset, inspect_bundle, profiles
+    from edgectl import spec as specs
+    from edgectl import train as trainers
+    from edgectl.commands.bundles import _render_inspect
+    from edgectl.errors import EdgectlError
+
+    progress = Progress(quiet)
+    spec = specs.load(spec_path)
+    chosen = [profiles.get(name) for name in profile_names]
+    if spec["window"]["features"] == "raw":
+        raise EdgectlError(f'{spec_path}: the reference trainers are tree models on window features, not "raw"')
+    if not spec["output"]["label"]:
+        raise EdgectlError(f"{spec_path}: [output] label is needed to train")
+    converter.check_toolchains(chosen)
+    ds = dataset.load(spec, data)
+    if len(np.unique(ds.y)) < 2:
+        raise EdgectlError(f"{data}: the windows' labels take one value only; nothing to learn")
+    progress.say(f"training {kind} on {len(ds.y)} windows of {data}")
+    model = trainers.train_trees(kind, ds.X, ds.y, task=spec["output"]["task"])
+    model_file = trainers.save_model(model, Path(str(out).rstrip("/") + ".model"))
+    progress.say(f"model written to {model_file}; converting it")
+    converter.convert(model_file, spec_path, data, out, chosen, say=progress.say)
     emit(inspect_bundle.summary(out), as_json, _render_inspect)
