@@ -166,6 +166,46 @@ def native_scores(model, X):
     return native_outputs(model, X, "binary")
 
 
+def convert(model, X, out_dir, name, toolchains, task="binary", say=lambda msg: None):
+    """The tree family's one conversion: model -> Treelite -> TL2cgen C -> a library per arch in
+    out_dir/name/, each checked against the model's own prediction on rows X (natively on this
+    machine's arch, under qemu-user for the others). toolchains: {arch: toolchain}, this machine's first.
+
+    Returns the manifest's stage entry (name, kind, input, task, outputs, libs, source, parity).
+    """
+    out_dir = Path(out_dir)
+    src = out_dir / name / "src"
+    say("generating C with TL2cgen")
+    defines = generate_source(model, src)
+    host = next(iter(toolchains))
+    libs, checks = {}, {}
+    for arch, toolchain in toolchains.items():
+        lib = out_dir / name / f"{name}-{arch}.so"
+        flags = " ".join(toolchain["cflags"])
+        say(f"compiling {len(list(src.glob('*.c')))} C files for {arch} with {compiler(toolchain)} {flags}")
+        compile_library(src, defines, lib, toolchain)
+        if arch == host:
+            checks[arch] = parity(model, lib, X, task)
+        else:
+            with tempfile.TemporaryDirectory() as work:
+                checks[arch] = emulated_parity(model, lib, X, toolchain, work, task)
+        got = checks[arch]
+        say(f"parity {arch}: " + (f"max abs diff {got['max_abs_diff']:.2g} on {got['rows']} rows"
+                                  if "max_abs_diff" in got else got["why"]))  # fmt: skip
+        libs[arch] = lib.relative_to(out_dir).as_posix()
+    return {
+        "name": name,
+        "kind": "tree-lib",
+        "input": "features",
+        "task": task,
+        "outputs": int(defines["EDGE_NUM_OUTPUT"]),
+        "libs": libs,
+        "source": src.relative_to(out_dir).as_posix(),
+        "tolerance": PARITY_LIMIT,
+        "parity": checks,
+    }
+
+
 def generate_source(model, src_dir, parallel_comp=None):
     """Write TL2cgen C source plus our entry point into src_dir; return the -D flags it needs."""
     import tl2cgen

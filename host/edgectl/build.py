@@ -7,7 +7,6 @@ C-MAPSS recipe; `build_stage` takes any prepared TrainingSet (SECOM uses it).
 
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -181,35 +180,8 @@ def _score_neural(model, windows, mask):
 
 
 def _tree_stage(kind, model, check_rows, out_dir, profiles, say):
-    src = out_dir / kind / "src"
-    say("generating C with TL2cgen")
-    defines = trees.generate_source(model, src)
-    host = platform.machine()
-    libs, parity = {}, {}
-    for arch, toolchain in toolchains(host, profiles).items():
-        lib = out_dir / kind / f"{kind}-{arch}.so"
-        cc = trees.compiler(toolchain)
-        say(f"compiling {len(list(src.glob('*.c')))} C files for {arch} with {cc} {' '.join(toolchain['cflags'])}")
-        trees.compile_library(src, defines, lib, toolchain)
-        if arch == host:
-            parity[arch] = trees.parity(model, lib, check_rows)
-        else:
-            with tempfile.TemporaryDirectory() as work:
-                parity[arch] = trees.emulated_parity(model, lib, check_rows, toolchain, work)
-        got = parity[arch]
-        say(f"parity {arch}: " + (f"max abs diff {got['max_abs_diff']:.2g}" if "max_abs_diff" in got else got["why"]))
-        libs[arch] = lib.relative_to(out_dir).as_posix()
-    stage = {
-        "name": kind,
-        "kind": "tree-lib",
-        "input": "features",
-        "libs": libs,
-        "source": src.relative_to(out_dir).as_posix(),
-        "output": "probability of the positive label",
-        "threshold": 0.5,
-        "tolerance": trees.PARITY_LIMIT,
-        "parity": parity,
-    }
+    stage = trees.convert(model, check_rows, out_dir, kind, toolchains(platform.machine(), profiles), say=say)
+    stage.update(output="probability of the positive label", threshold=0.5)
     return stage, lambda w: trees.native_scores(model, w.features)
 
 

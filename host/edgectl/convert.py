@@ -142,40 +142,16 @@ def _check_model(model, model_path, spec, ds):
 def _write(model, model_path, spec, ds, work, profiles, say):
     task = spec["output"]["task"]
     name = _token(Path(model_path).stem)
-    src = work / name / "src"
-    say("generating C with TL2cgen")
     try:
-        defines = trees.generate_source(model, src)
-        libs, parity = {}, {}
-        host = platform.machine()
-        for arch, chain in toolchains(host, profiles).items():
-            lib = work / name / f"{name}-{arch}.so"
-            say(f"compiling for {arch}")
-            trees.compile_library(src, defines, lib, chain)
-            if arch == host:
-                parity[arch] = trees.parity(model, lib, ds.X, task)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    parity[arch] = trees.emulated_parity(model, lib, ds.X, chain, tmp, task)
-            libs[arch] = lib.relative_to(work).as_posix()
-            say(f"parity {arch}: {_parity_text(parity[arch])}")
+        stage = trees.convert(model, ds.X, work, name, toolchains(platform.machine(), profiles), task, say)
     except ConversionError as exc:
         raise EdgectlError(str(exc)) from None
     outputs = trees.native_outputs(model, ds.X, task)
-    classes = spec["output"]["classes"]
-    stage = {
-        "name": name,
-        "kind": "tree-lib",
-        "input": "features",
-        "task": task,
-        "outputs": len(classes) if task == "multiclass" else 1,
-        "libs": libs,
-        "source": src.relative_to(work).as_posix(),
-        "threshold": spec["output"]["threshold"],
-        "tolerance": trees.PARITY_LIMIT,
-        "parity": {arch: dict(p, windows="every window of --data") for arch, p in parity.items()},
-        "validation": _validation(task, ds.y, outputs, spec["output"]["threshold"]),
-    }
+    stage.update(
+        threshold=spec["output"]["threshold"],
+        parity={arch: dict(p, windows="every window of --data") for arch, p in stage["parity"].items()},
+        validation=_validation(task, ds.y, outputs, spec["output"]["threshold"]),
+    )
     golden = _golden(spec, ds, name, lambda X: trees.native_outputs(model, X, task))
     monitor = drift.reference(ds.windows.samples, spec["input"]["columns"], outputs, regression=task == "regression")
     built_with = {"model": type(model).__name__, "model_file": Path(model_path).name, "versions": _versions(),
