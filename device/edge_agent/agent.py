@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.errors import AgentError, BundleError
+from edge_agent.manifest import task_of
 from edge_agent.notify import Notifier
 from edge_agent.pipeline import Pipeline
 from edge_agent.runtimes import load_stage
@@ -80,6 +81,12 @@ def _check_input_count(manifest, spec, stage):
         what = f"{want} window features"
     if stage.n_inputs != want:
         raise BundleError(f"stage {spec['name']!r}: the model takes {stage.n_inputs} inputs, the manifest gives {what}")
+    task = task_of(manifest)
+    outputs = len(manifest["output"]["classes"]) if task == "multiclass" else 1
+    if stage.n_outputs != outputs:
+        raise BundleError(
+            f"stage {spec['name']!r}: the model gives {stage.n_outputs} outputs, a {task} bundle {outputs}"
+        )
 
 
 def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict):
@@ -99,13 +106,14 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
                     pipeline.watch.check()
                     _write_events(pipeline, out)
                 continue
-            number, text, error = event
+            number, text, error = event[:3]
+            source = event[3] if len(event) > 3 else 0  # a TCP connection: its own header line
             if error is None and not text:
                 continue
             stats.samples += 1
             if error is None:
                 try:
-                    rec = pipeline.handle(text)
+                    rec = pipeline.handle(text, source)
                 except SampleError as exc:
                     error = exc
                 else:

@@ -91,6 +91,11 @@ def main(argv=None):
 
 
 def _release(args):
+    with releases.operation_lock(args.home):
+        return _release_op(args)
+
+
+def _release_op(args):
     home = args.home
     if args.action == "commit":
         if args.incoming is None:

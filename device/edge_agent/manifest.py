@@ -6,6 +6,7 @@ The manifest is the contract between host and board. The host writes it through
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -146,6 +147,8 @@ def _cross_check(m, where):
             refuse("drift needs one set of edges and proportions per input feature")
         if any(len(p) != len(e) + 1 for e, p in zip(drift["edges"], drift["probs"])):
             refuse("drift.probs needs one proportion more than drift.edges, per feature")
+        if drift["psi_window"] * n > MAX_WINDOW_VALUES * 4:
+            refuse(f"drift.psi_window {drift['psi_window']} x {n} features is over {MAX_WINDOW_VALUES * 4} bins kept")
     for rel in m["files"]:
         if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts or "\\" in rel:
             refuse(f"file entry {rel!r} points outside the bundle")
@@ -256,11 +259,17 @@ def load_bundle(bundle_dir, raw=None):
     try:
         manifest = json.loads((read_manifest_bytes(bundle_dir) if raw is None else raw).decode(),
                               parse_constant=_no_constant)  # fmt: skip
-    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an integer of over 4300 digits, deep nesting
+        check_finite(manifest, "manifest")
+        check_schema(manifest, path)
+    except RecursionError:  # nesting deep enough to pass the parser but not a walk over it
+        raise BundleError(f"{path}: the manifest is nested too deeply") from None
+    except ValueError as exc:  # bad UTF-8 or JSON, an integer of over 4300 digits, NaN, 1e999
         raise BundleError(f"{path}: cannot read the manifest: {str(exc)[:200]}") from None
-    check_schema(manifest, path)
+    root = os.path.realpath(bundle_dir)
     for rel, expected in manifest["files"].items():
         file = bundle_dir / rel
+        if os.path.commonpath([root, os.path.realpath(file)]) != root or file.is_symlink():
+            raise BundleError(f"{file}: a symbolic link; a bundle holds plain files only")
         try:
             actual = sha256_file(file) if file.is_file() else None
         except OSError as exc:  # a name too long for the file system, an unreadable file
@@ -273,6 +282,22 @@ def load_bundle(bundle_dir, raw=None):
                 "the bundle was modified or damaged in transit, rebuild or re-deploy it"
             )
     return manifest
+
+
+MAX_MAGNITUDE = 1e300  # a number past this overflows float arithmetic (center, scale, edges)
+
+
+def check_finite(value, where):
+    """Raise ValueError for a float that is not finite (1e999 reads as inf) or a number past MAX_MAGNITUDE."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool) and not abs(item) <= MAX_MAGNITUDE:
+            raise ValueError(f"{where}: the number {str(item)[:40]} is not finite or too large")
 
 
 def _no_constant(name):

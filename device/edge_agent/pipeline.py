@@ -40,13 +40,14 @@ class Pipeline:
         self.seq = 0
         self._rss = rss_kb()
 
-    def handle(self, text):
-        """Process one stripped line; return a prediction record or None (window not full).
+    def handle(self, text, source=0):
+        """Process one stripped line of a source (a TCP connection has its own header line); return a
+        prediction record or None (window not full, or a header line).
 
         Raises SampleError for a bad line, before any state changes.
         """
         t0 = time.perf_counter_ns()
-        sample = self.parser.parse(text)
+        sample = self.parser.parse(text, source)
         if sample is None:  # a CSV header line
             return None
         t1 = time.perf_counter_ns()

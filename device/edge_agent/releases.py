@@ -9,6 +9,8 @@ deploy removes it once the new release is healthy. A deploy killed between the t
 marker, and the next deploy or rollback finishes the switch (healthy) or undoes it.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -16,19 +18,20 @@ import shutil
 from pathlib import Path
 
 from edge_agent.errors import BundleError
-from edge_agent.manifest import SIGNATURE_NAME, check_bundle_id, read_manifest_bytes
-from edge_agent.signature import load_trusted_bundle
+from edge_agent.manifest import BUNDLE_ID, check_bundle_id, content_hash
+from edge_agent.signature import load_trusted_bundle, read_signature
 
 INCOMING = re.compile(r"\.incoming-[0-9a-f]{16}")  # an upload in progress, named by the host
 LINKS = ("current", "previous")
 PENDING = ".pending"
+OPLOCK = ".oplock"
 
 
 def board_path(home, *names):
     """HOME/names...: each name a bundle id, an upload name or a link name; never anything that leaves HOME."""
     home = Path(home)
     for name in names:
-        if name not in ("releases", *LINKS, PENDING) and not INCOMING.fullmatch(name):
+        if name not in ("releases", *LINKS, PENDING, OPLOCK) and not INCOMING.fullmatch(name):
             check_bundle_id(name, str(home))
     path = home.joinpath(*names)
     if os.path.commonpath([os.path.abspath(home), os.path.abspath(path)]) != os.path.abspath(home):
@@ -44,6 +47,8 @@ def commit(home, incoming, trusted_keys):
     release of the same id that verifies and carries the same signature is kept (the id names the
     content, so it holds the same files) and the upload dropped.
     """
+    if not INCOMING.fullmatch(incoming):
+        raise BundleError(f"{home}: {incoming[:80]!r} is not an upload name (.incoming-<16 hex digits>)")
     upload = board_path(home, "releases", incoming)
     _remove_stale_uploads(home, keep=incoming)
     try:
@@ -111,8 +116,12 @@ def switch(home, bundle_id, keep_previous=True):
     marker = {"to": bundle_id, "from": old, "previous": previous}
     path = board_path(home, PENDING)
     tmp = path.with_name(f"{PENDING}.{os.getpid()}")
-    tmp.write_text(json.dumps(marker))
+    with open(tmp, "w") as f:
+        f.write(json.dumps(marker))
+        f.flush()
+        os.fsync(f.fileno())  # durable before the switch it describes
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
     if keep_previous and old and old != bundle_id:
         set_link(home, "previous", old)
     set_link(home, "current", bundle_id)
@@ -120,18 +129,20 @@ def switch(home, bundle_id, keep_previous=True):
 
 
 def pending(home):
-    """The marker of a switch not yet settled, or None."""
+    """The marker of a switch not yet settled, or None. A marker that cannot be read (a power cut while it
+    was written) is {"damaged": true, "to": current, "from": None}: the release it would undo is unknown."""
     try:
         marker = json.loads(board_path(home, PENDING).read_text())
+        ok = isinstance(marker, dict) and all(
+            marker.get(k) is None or (isinstance(marker[k], str) and BUNDLE_ID.fullmatch(marker[k]))
+            for k in ("to", "from", "previous")
+        )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{home}/{PENDING}: unreadable switch marker: {exc}") from None
-    if not (isinstance(marker, dict) and all(isinstance(marker.get(k), (str, type(None))) for k in ("to", "from"))):
-        raise BundleError(f"{home}/{PENDING}: malformed switch marker")
-    for key in ("to", "from", "previous"):
-        if marker.get(key) is not None:
-            check_bundle_id(marker[key], f"{home}/{PENDING}")
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        return {"to": link(home, "current"), "from": None, "previous": None, "damaged": True}
     return marker
 
 
@@ -141,10 +152,14 @@ def settle(home):
 
 
 def undo(home):
-    """Put `current` and `previous` back as they were before the pending switch; return the marker."""
+    """Put `current` and `previous` back as they were before the pending switch; return the marker.
+    A damaged marker says nothing to undo to: the links stay, the marker goes."""
     marker = pending(home)
     if marker is None:
         return None
+    if marker.get("damaged"):
+        settle(home)
+        return marker
     set_link(home, "current", marker["from"])
     set_link(home, "previous", marker.get("previous"))
     settle(home)
@@ -152,16 +167,21 @@ def undo(home):
 
 
 def _same_release(release, upload, trusted_keys):
+    """The release holds the upload's content (the id names it; `created` may differ) signed by the same key."""
     try:
-        load_trusted_bundle(release, trusted_keys)
+        kept, kept_signer = load_trusted_bundle(release, trusted_keys)
+        new, _ = load_trusted_bundle(upload, trusted_keys)
     except BundleError:
         return False
-    return read_manifest_bytes(release) == read_manifest_bytes(upload) and _signature(release) == _signature(upload)
+    return (
+        content_hash(kept) == content_hash(new) and kept_signer == _signer(upload) and _signer(release) == kept_signer
+    )
 
 
-def _signature(bundle):
-    path = Path(bundle) / SIGNATURE_NAME
-    return path.read_bytes() if path.is_file() else None
+def _signer(bundle):
+    """The key id a bundle's signature names, or None when it is unsigned (whether the board trusts it or not)."""
+    signed = read_signature(bundle)
+    return signed["key_id"] if signed else None
 
 
 def _remove_stale_uploads(home, keep):
@@ -177,6 +197,19 @@ def _remove(path):
         path.unlink()
     else:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def operation_lock(home):
+    """One release operation at a time on this board, whatever the host's lock says: an operation
+    whose host connection died goes on to its end before the next one starts."""
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with open(board_path(home, OPLOCK), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _fsync_dir(path):

@@ -10,6 +10,7 @@ import datetime
 import json
 import math
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,7 @@ def _is_number(token):
 
 
 ONE_STREAM = "-"  # the stream id of every sample when the data has no stream field
+MAX_SOURCES = 256  # sources whose header mapping is kept
 
 
 class SampleParser:
@@ -96,58 +98,66 @@ class SampleParser:
         self.features = list(input_spec["features"])
         self._may_be_missing = np.array([name in imputable for name in self.features])
         self.arrivals = 0  # without a time field, a sample's time is its arrival number
-        self._columns(self.fields)  # until a header line says otherwise: the manifest's order
+        self.default = self._columns(self.fields)  # lines before any header: the manifest's order
+        self.by_source = OrderedDict()  # source (a TCP connection) -> its columns, from its own header line
         self.header = None  # the columns of the last header line, when one was seen
 
     def _columns(self, names):
-        """Where each field the model needs sits in a line with these columns."""
+        """Where each field the model needs sits in a line with these columns:
+        (width, stream index, time index, feature indices, setting indices); None: one stream / arrival order."""
         where = {name: i for i, name in enumerate(names)}
-        self._width = len(names)
-        self._stream_i = where.get(self.stream_field)  # None: one stream
-        self._time_i = where.get(self.time_field)  # None: arrival order
-        self._feature_i = [where[name] for name in self.features]
-        self._setting_i = [where[name] for name in self.settings]
+        return (
+            len(names),
+            where.get(self.stream_field),
+            where.get(self.time_field),
+            [where[name] for name in self.features],
+            [where[name] for name in self.settings],
+        )
 
-    def parse(self, text):
+    def parse(self, text, source=0):
         """Turn one stripped line into a Sample; None for a CSV header line; raise SampleError for a bad line.
 
-        A header line (no number in it, and at least one field name) maps the columns by name from
-        then on: any order, extra columns ignored; one that lacks a field the model needs is an error,
-        and so is every line after it until a good header comes.
+        A header line (no number in it, and at least one field name) maps the columns by name for the
+        lines of the same source (a file, stdin, one TCP connection) from then on: any order, extra
+        columns ignored; one that lacks a field the model needs is an error, and so is every line of
+        that source after it until a good header comes.
         """
         if text.startswith("{"):
             return self._parse_json(text)
         tokens = split_line(text)
         try:
-            return self._parse_tokens(tokens)
+            return self._parse_tokens(tokens, self.by_source.get(source, self.default))
         except SampleError:
             if not self._is_header(tokens):
                 raise
-        return self._use_header([t.strip() for t in tokens])
+        return self._use_header([t.strip() for t in tokens], source)
 
-    def _parse_tokens(self, tokens):
-        if self._width is None:
-            raise SampleError("missing-column", f"the last header line lacks {', '.join(self._lacking)}")
-        if len(tokens) != self._width:
-            raise SampleError("field-count", f"expected {self._width} fields, got {len(tokens)}")
-        stream = tokens[self._stream_i].strip() if self._stream_i is not None else ONE_STREAM
-        time = self._time(tokens[self._time_i]) if self._time_i is not None else self._arrival()
-        values = [self._number(tokens[i], name, missing_ok=True) for i, name in zip(self._feature_i, self.features)]
-        settings = [self._number(tokens[i], name) for i, name in zip(self._setting_i, self.settings)]
+    def _parse_tokens(self, tokens, columns):
+        if not isinstance(columns, tuple):  # the names a bad header lacked
+            raise SampleError("missing-column", f"the last header line lacks {', '.join(columns)}")
+        width, stream_i, time_i, feature_i, setting_i = columns
+        if len(tokens) != width:
+            raise SampleError("field-count", f"expected {width} fields, got {len(tokens)}")
+        stream = tokens[stream_i].strip() if stream_i is not None else ONE_STREAM
+        time = self._time(tokens[time_i]) if time_i is not None else self._arrival()
+        values = [self._number(tokens[i], name, missing_ok=True) for i, name in zip(feature_i, self.features)]
+        settings = [self._number(tokens[i], name) for i, name in zip(setting_i, self.settings)]
         return self._sample(stream, time, values, settings)
 
     def _is_header(self, tokens):
         names = {t.strip() for t in tokens}
         return bool(names & set(self.fields)) and not any(_is_number(t) for t in tokens)
 
-    def _use_header(self, names):
+    def _use_header(self, names, source):
         needed = [name for name in (self.stream_field, self.time_field) if name] + [*self.features, *self.settings]
-        self._lacking = [name for name in dict.fromkeys(needed) if name not in names]
+        lacking = [name for name in dict.fromkeys(needed) if name not in names]
         self.header = names
-        if self._lacking:
-            self._width = None
-            raise SampleError("missing-column", f"the header line lacks {', '.join(self._lacking)}")
-        self._columns(names)
+        self.by_source[source] = lacking or self._columns(names)
+        self.by_source.move_to_end(source)
+        while len(self.by_source) > MAX_SOURCES:  # sources long gone (closed connections)
+            self.by_source.popitem(last=False)
+        if lacking:
+            raise SampleError("missing-column", f"the header line lacks {', '.join(lacking)}")
         return None
 
     def _parse_json(self, text):

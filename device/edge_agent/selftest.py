@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from edge_agent.errors import BundleError
+from edge_agent.manifest import check_finite
 from edge_agent.pipeline import Pipeline
 from edge_agent.samples import SampleError
 
@@ -43,7 +44,7 @@ def run_selftest(bundle_dir, manifest, stages):
             diff = _max_abs_diff(score, want["scores"][name])
             worst[name] = max(worst.get(name, 0.0), diff)
             total[name] = total.get(name, 0.0) + diff
-            if diff > tolerance[name]:
+            if not diff <= tolerance[name]:  # NaN fails too
                 raise BundleError(
                     f"{path}: self-test failed: stage {name!r} scored {_text(score)} on golden window {n} "
                     f"(stream {want['stream']}, t={want['t']}), expected {_text(want['scores'][name])} "
@@ -54,7 +55,7 @@ def run_selftest(bundle_dir, manifest, stages):
         raise BundleError(f"{path}: self-test produced {n} windows, fewer than the golden file lists")
     mean = {name: total[name] / n for name in total}
     for name, value in mean.items():
-        if value > mean_tolerance[name]:
+        if not value <= mean_tolerance[name]:
             raise BundleError(
                 f"{path}: self-test failed: stage {name!r} is off by {value:.4f} on average over {n} golden "
                 f"windows (allowed {mean_tolerance[name]})"
@@ -66,6 +67,7 @@ def read_golden(path):
     """golden.json as {"lines": [str], "windows": [{"stream", "t", "scores": {stage: number}}]}; BundleError if not."""
     try:
         golden = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse)
+        check_finite(golden, "golden")
     except (OSError, ValueError, RecursionError) as exc:
         raise BundleError(f"{path}: cannot read the golden vectors: {str(exc)[:200]}") from None
     windows = golden.get("windows") if isinstance(golden, dict) else None

@@ -196,19 +196,21 @@ class TcpSource:
     def _accept(self, conns):
         try:
             sock, _ = self.server.accept()
-        except OSError:  # the client gave up between select and accept
+        except OSError:  # the client gave up, or no file descriptor is left (EMFILE): do not spin
+            self.clients["refused"] += 1
+            time.sleep(0.05)
             return
         if len(conns) >= MAX_CLIENTS:
             self.clients["refused"] += 1
             sock.close()
             return
         sock.setblocking(False)
-        conns[sock] = [LineSplitter(), time.monotonic()]
         self.clients["accepted"] += 1
+        conns[sock] = [LineSplitter(), time.monotonic(), self.clients["accepted"]]  # the last: its source id
         self.clients["open"] = len(conns)
 
     def _read(self, sock, conns):
-        splitter, _ = conns[sock]
+        splitter, _, source = conns[sock]
         try:
             data = sock.recv(CHUNK)
         except BlockingIOError:
@@ -220,27 +222,28 @@ class TcpSource:
         self.counters.backlogged += len(data) == CHUNK
         if not data:
             return self._close(sock, conns)
-        got = splitter.feed(data)
+        got = [(*line, source) for line in splitter.feed(data)]
         if got:
             conns[sock][1] = time.monotonic()
         return got
 
     def _expire(self, conns):
         now = time.monotonic()
-        for sock in [s for s, (_, last) in conns.items() if now - last > CLIENT_TIMEOUT_S]:
+        for sock in [s for s, (_, last, _) in conns.items() if now - last > CLIENT_TIMEOUT_S]:
             self.clients["timed_out"] += 1
             yield from self._renumber(self._close(sock, conns))
 
     def _close(self, sock, conns):
-        splitter, _ = conns.pop(sock)
+        splitter, _, source = conns.pop(sock)
         sock.close()
         self.clients["open"] = len(conns)
-        return splitter.finish(partial_ok=False)
+        return [(*line, source) for line in splitter.finish(partial_ok=False)]
 
     def _renumber(self, lines):
-        for _, text, error in lines:
+        """(number, text, error, source): line numbers across senders, and the connection each came from."""
+        for _, text, error, source in lines:
             self.number += 1
-            yield self.number, text, error
+            yield self.number, text, error, source
 
 
 MAX_CLIENTS = 64  # senders at once; more are refused and counted

@@ -49,9 +49,10 @@ def run_bench(bundles, target, data, profile=None, rules=None, say=lambda msg: N
     results, raw = [], {}
     for bundle_dir, info in zip(bundles, infos):
         bundle_id = info["bundle_id"]
-        deployed = ensure_release(bundle_dir, target, say, offline)
-        say(f"{target}: benchmarking {bundle_id}")
-        board = run_on_board(target, f"{target.home}/releases/{bundle_id}", remote_data, rules, say)
+        with boards.locked(target):  # no deploy replaces the release while it is measured
+            deployed = ensure_release(bundle_dir, target, say, offline)
+            say(f"{target}: benchmarking {bundle_id}")
+            board = run_on_board(target, f"{target.home}/releases/{bundle_id}", remote_data, rules, say)
         raw[bundle_id] = board
         results.append(bundle_result(bundle_dir, info, deployed, board, split, labels_note, profile, data))
     record = {
@@ -101,9 +102,8 @@ def upload_data(target, data, say):
 
 def ensure_release(bundle_dir, target, say, offline=False):
     """Upload and verify the bundle as a release on the board (or reuse one that verifies) without
-    switching `current`: benchmarking never changes what the board serves."""
-    with boards.locked(target):
-        staged = deploy.stage_release(bundle_dir, target, say, offline=offline)
+    switching `current`: benchmarking never changes what the board serves. Call with the board's lock held."""
+    staged = deploy.stage_release(bundle_dir, target, say, offline=offline)
     return {"action": "reused release" if staged["reused"] else "uploaded", "current": deploy.current_release(target)}
 
 

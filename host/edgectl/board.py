@@ -92,6 +92,7 @@ def locked(target):
             )
         if answer != "locked":
             err = proc.stderr.read().decode(errors="replace").strip()
+            target.check_reachable(proc.wait(timeout=30), err)
             raise EdgectlError(f"{target}: cannot take the board's deploy lock in {target.home}: {err or answer}")
         yield
     finally:

@@ -67,9 +67,12 @@ def _dataset(spec, header, rows, data, fit_on):
     samples = []
     for number, row in enumerate(rows, start=2):
         try:
-            samples.append(parser.parse(_line(row)))
+            sample = parser.parse(_line(row))
         except SampleError as exc:
             raise EdgectlError(f"{data}:{number}: {exc}") from None
+        if sample is None:
+            raise EdgectlError(f"{data}:{number}: a header line inside the data (files joined?); remove it")
+        samples.append(sample)
     labels = _labels(spec, header, rows, data)
     sections = fit_on or _fit(spec, input_section, samples)
     windows = sample_windows(samples, sections, keep_raw=spec["window"]["features"] == "raw")
@@ -106,6 +109,7 @@ def _fit(spec, input_section, samples):
 
 
 def _check_columns(spec, header, data):
+    specs.check_header(header, data)
     inp, out = spec["input"], spec["output"]
     wanted = [inp["stream"], inp["time"], *inp["columns"], *inp["settings"], out["label"]]
     missing = [name for name in wanted if name and name not in header]

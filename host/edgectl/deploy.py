@@ -123,6 +123,9 @@ def recover(target):
     if health["healthy"]:
         release_op(target, "settle")
         return {"release": marker["to"], "action": "kept: healthy"}
+    if marker.get("damaged"):
+        release_op(target, "undo")  # only drops the marker: it no longer says what to switch back to
+        return {"release": marker["to"], "action": "the switch marker was damaged; current left as it is, NOT healthy"}
     outcome = _undo(target, board, marker["from"])
     return {"release": marker["to"], "action": outcome}
 

@@ -6,6 +6,7 @@ then on the manifest is the truth. Every error names the file, the key and what 
 """
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -40,9 +41,11 @@ def load(path):
 def check(raw, where):
     """Validate a spec's tables; fill in defaults."""
     known = {"input", "window", "preprocessing", "output"}
-    for table in raw:
+    for table, value in raw.items():
         if table not in known:
             raise EdgectlError(f"{where}: unknown table [{table}]; a spec has {', '.join(sorted(known))}")
+        if not isinstance(value, dict):
+            raise EdgectlError(f"{where}: {table} must be a table ([{table}] and its keys below it)")
     inp, win = raw.get("input", {}), raw.get("window", {})
     prep, out = raw.get("preprocessing", {}), raw.get("output", {})
     spec = {
@@ -184,6 +187,7 @@ def _classes(table, where):
 
 STREAM_NAMES = re.compile(r"^(machine|device|unit|engine|stream|sensor_?id|asset|id|node|pump|motor)(_?id)?$", re.I)
 TIME_NAMES = re.compile(r"^(time|timestamp|ts|date|datetime|cycle|t|epoch|time_?s)$", re.I)
+NEGATIVE = {"0", "false", "no", "ok", "normal", "pass", "good", "healthy", "n"}
 LABEL_NAMES = re.compile(r"^(label|state|class|target|y|fault|status|anomaly|failure|wear.*|rul)$", re.I)
 
 
@@ -201,7 +205,7 @@ def sniff(path, rows=200):
         raise EdgectlError(f"{path}: empty file")
     first = lines[0]
     delimiter = ";" if ";" in first else "," if "," in first else "\t" if "\t" in first else None
-    parse = (lambda line: line.split(delimiter)) if delimiter else str.split
+    parse = (lambda line: next(csv.reader([line], delimiter=delimiter))) if delimiter else str.split
     header = [h.strip() for h in parse(first)]
     body = [parse(line) for line in (lines[1:] if rows is None else lines[1 : rows + 1]) if line.strip()]
     if all(_is_number(h) for h in header):
@@ -237,13 +241,13 @@ def _guess_task(body, i):
     values = sorted({r[i].strip() for r in body if i < len(r) and r[i].strip()})
     if values and all(_is_number(v) for v in values) and len(values) > 10:
         return "regression", None
-    if len(values) == 2:
-        return "binary", values
+    if len(values) == 2:  # the healthy-looking value first: class 1 is the positive one
+        return "binary", sorted(values, key=lambda v: v.lower() not in NEGATIVE)
     return "multiclass", values
 
 
 def _template(name, header, columns, stream, time, label, task, classes):
-    q = lambda v: "" if v is None else f'"{v}"'  # noqa: E731
+    q = lambda v: "" if v is None else json.dumps(str(v))  # noqa: E731  (a TOML basic string)
     lines = [
         f"# edgectl pipeline spec, written by `edgectl init` from {name}",
         f"# its columns: {', '.join(header)}",
@@ -304,3 +308,12 @@ def read_rows(data):
                 raise EdgectlError(f"{data}:{number}: {len(row)} fields, the header has {len(header)}")
             rows.append([cell.strip() for cell in row])
     return header, rows
+
+
+def check_header(header, data):
+    """Every column named, once."""
+    if any(not name for name in header):
+        raise EdgectlError(f"{data}: column {header.index('') + 1} of the header has no name; name it")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise EdgectlError(f"{data}: the header names column {twice[0]!r} twice")

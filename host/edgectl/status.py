@@ -25,7 +25,10 @@ def status(target):
     }
     pending = target.run(["sh", "-c", f"cat {q(target.home)}/.pending 2>/dev/null || true"]).stdout.strip()
     if pending:  # a deploy died between its switch and its health check; the next deploy or rollback settles it
-        result["pending_switch"] = json.loads(pending)
+        try:
+            result["pending_switch"] = json.loads(pending)
+        except ValueError:
+            result["pending_switch"] = {"damaged": True}
     if current is None:
         return result
     check = service.selftest_current(target)

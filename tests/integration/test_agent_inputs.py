@@ -186,3 +186,24 @@ def test_a_csv_with_a_header_in_its_own_column_order_gives_the_same_predictions(
     errors = [json.loads(r) for r in lacking.stdout.splitlines() if b'"error"' in r]
     assert [e["reason"] for e in errors] == ["missing-column", "missing-column"]
     assert xgb_build.manifest["input"]["features"][0] in errors[0]["message"]
+
+
+def test_each_tcp_connection_has_its_own_header(xgb_build, synthetic_splits, tcp_agent):
+    proc, out, port = tcp_agent
+    fields = xgb_build.manifest["input"]["fields"]
+    length = xgb_build.manifest["window"]["length"]
+    rows = [line.split() for line in synthetic_splits[1].path.read_text().splitlines()]
+    first_unit = [r for r in rows if r[0] == rows[0][0]][:length]
+    order = list(reversed(range(len(fields))))
+    reordered = (
+        ",".join(fields[i] for i in order) + "\n" + "".join(",".join(r[i] for i in order) + "\n" for r in first_unit)
+    )
+    plain = "".join(" ".join(["9999", *r[1:]]) + "\n" for r in first_unit)  # manifest order, another stream
+    with connect(port) as a, connect(port) as b:
+        a.sendall(reordered.encode())
+        time.sleep(0.3)
+        b.sendall(plain.encode())
+        other = predictions(out, 2, SERVED_WITHIN_S)
+    assert not [r for r in other if r["type"] == "error"]
+    stats = final_stats(proc, out)
+    assert stats["windows"] == 2 and stats["errors"] == 0

@@ -206,3 +206,17 @@ def test_a_rollback_to_a_release_that_fails_its_self_test_is_undone_and_fails(xg
     assert proc.returncode == 1 and "did not come up healthy" in proc.stderr and f"rolled back to {good}" in proc.stderr
     assert deploy.current_release(target) == good
     assert deploy.release_link(target, "previous") == bad_id
+
+
+def test_a_damaged_switch_marker_does_not_block_the_next_deploy(xgb_build, tmp_path, agent):
+    target = parse_target(f"local:{tmp_path / 'board'}")
+    deploy.deploy(xgb_build.bundle_dir, target)
+    (Path(target.home) / ".pending").write_text('{"to": "xgb')  # a power cut while it was written
+    shown = edgectl("status", str(target), "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["pending_switch"] == {"damaged": True}
+    again = deploy.deploy(xgb_build.bundle_dir, target)
+    assert again["recovered"]["action"] == "kept: healthy" and not (Path(target.home) / ".pending").exists()
+    served = deploy.current_release(target)
+    got = agent("release", "commit", "--home", target.home, "--incoming", served)
+    assert got.returncode == 2 and b"is not an upload name" in got.stderr
+    assert deploy.current_release(target) == served and (Path(target.home) / "releases" / served).is_dir()

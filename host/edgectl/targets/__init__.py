@@ -3,6 +3,7 @@
 home                  the edgectl directory on the board (releases/, current)
 run(argv)             run a command there, return CompletedProcess (text)
 popen(argv, stdin)    start a command there with stdout piped back
+check_reachable(code, stderr)  raise a clear error when a failed command never reached the board
 put_dir(src, dest)    copy a local directory to a path there
 agent_argv()          the command that starts edge-agent there
 trusted_keys_dir      where the board keeps the public keys its agent trusts

@@ -36,6 +36,9 @@ class LocalTarget:
     def put_dir(self, src, dest):
         shutil.copytree(src, dest)
 
+    def check_reachable(self, code, stderr):
+        """A directory on this machine is always reachable."""
+
     @property
     def trusted_keys_dir(self):
         """The board directory's own trusted keys (a remote board's are in /etc/edge-agent/trusted_keys)."""

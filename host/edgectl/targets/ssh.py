@@ -61,7 +61,7 @@ class SshTarget:
             )
         except subprocess.TimeoutExpired:
             raise EdgectlError(f"{self}: no answer within {timeout} s running {argv[0]}") from None
-        self._check_reachable(got.returncode, got.stderr)
+        self.check_reachable(got.returncode, got.stderr)
         return got
 
     def popen(self, argv, stdin):
@@ -76,7 +76,7 @@ class SshTarget:
         got = subprocess.run([*self._ssh(), "--", unpack], stdin=pack.stdout, capture_output=True, text=True)
         pack.stdout.close()
         pack.wait()
-        self._check_reachable(got.returncode, got.stderr)
+        self.check_reachable(got.returncode, got.stderr)
         if got.returncode != 0 or pack.returncode != 0:
             raise EdgectlError(f"{self}: copying {src} to {dest} failed: {got.stderr.strip()}")
 
@@ -96,6 +96,7 @@ class SshTarget:
         """Stop the ControlMaster for this board."""
         subprocess.run([*self._ssh("-O", "exit")], capture_output=True)
 
-    def _check_reachable(self, code, stderr):
+    def check_reachable(self, code, stderr):
+        """Raise, saying so, when ssh's exit code says the board could not be reached."""
         if code == SSH_UNREACHABLE:
             raise EdgectlError(f"{self}: cannot reach the board over ssh: {stderr.strip().splitlines()[-1:]}")
