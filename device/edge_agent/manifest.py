@@ -262,7 +262,7 @@ def load_bundle(bundle_dir, raw=None):
         check_finite(manifest, "manifest")
         check_schema(manifest, path)
     except RecursionError:  # nesting deep enough to pass the parser but not a walk over it
-        raise BundleError(f"{path}: the manifest is nested too deeply") from None
+        raise BundleError(f"{path}: cannot read the manifest: it is nested too deeply") from None
     except ValueError as exc:  # bad UTF-8 or JSON, an integer of over 4300 digits, NaN, 1e999
         raise BundleError(f"{path}: cannot read the manifest: {str(exc)[:200]}") from None
     root = os.path.realpath(bundle_dir)
