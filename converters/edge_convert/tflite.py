@@ -151,9 +151,3 @@ def io_shapes(model_or_path):
         return shape, stage.n_outputs
     shape = tuple(model_or_path.input_shape[1:])
     return shape, int(np.prod(model_or_path.output_shape[1:]))
-
-
-def is_int8(path):
-    with captured_output():
-        stage = TFLiteStage(".", {"name": "check", "file": str(path)})
-    return bool(stage._in_scale)

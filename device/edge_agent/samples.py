@@ -75,7 +75,8 @@ def iso_seconds(token, name):
     return when.timestamp()
 
 
-def _is_number(token):
+def is_number(token):
+    """True when float() reads the token (the header test: a header line holds no number)."""
     try:
         float(token)
     except ValueError:
@@ -146,7 +147,7 @@ class SampleParser:
 
     def _is_header(self, tokens):
         names = {t.strip() for t in tokens}
-        return bool(names & set(self.fields)) and not any(_is_number(t) for t in tokens)
+        return bool(names & set(self.fields)) and not any(is_number(t) for t in tokens)
 
     def _use_header(self, names, source):
         needed = [name for name in (self.stream_field, self.time_field) if name] + [*self.features, *self.settings]

@@ -294,10 +294,6 @@ def _plain(value):
     return value.tolist() if isinstance(value, np.ndarray) else float(value)
 
 
-def _parity_text(p):
-    return f"max abs diff {p['max_abs_diff']:.2g} on {p['rows']} windows" if "max_abs_diff" in p else p["why"]
-
-
 def _token(text):
     """A bundle name from a file name: the characters an id allows."""
     token = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"

@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+from edge_agent.samples import is_number
 from edge_agent.windows import ALL_FEATURE_KINDS
 from edgectl.errors import EdgectlError
 
@@ -208,7 +209,7 @@ def sniff(path, rows=200):
     parse = (lambda line: next(csv.reader([line], delimiter=delimiter))) if delimiter else str.split
     header = [h.strip() for h in parse(first)]
     body = [parse(line) for line in (lines[1:] if rows is None else lines[1 : rows + 1]) if line.strip()]
-    if all(_is_number(h) for h in header):
+    if all(is_number(h) for h in header):
         raise EdgectlError(f"{path}: the first line holds numbers, not column names; add a header line")
     return header, body, delimiter
 
@@ -220,7 +221,7 @@ def init(data, out, force=False):
         raise EdgectlError(f"{out} exists; remove it, or pass --force to overwrite")
     header, everything, _ = sniff(data, rows=None)
     body = everything[:200]
-    numeric = [name for i, name in enumerate(header) if body and all(_is_number(r[i]) for r in body if i < len(r))]
+    numeric = [name for i, name in enumerate(header) if body and all(is_number(r[i]) for r in body if i < len(r))]
     stream = next((h for h in header if STREAM_NAMES.match(h)), None)
     if stream is None:  # the one text column that is not a time, if any
         texts = [h for h in header if h not in numeric and not _looks_like_time(body, header.index(h))]
@@ -239,7 +240,7 @@ def init(data, out, force=False):
 
 def _guess_task(body, i):
     values = sorted({r[i].strip() for r in body if i < len(r) and r[i].strip()})
-    if values and all(_is_number(v) for v in values) and len(values) > 10:
+    if values and all(is_number(v) for v in values) and len(values) > 10:
         return "regression", None
     if len(values) == 2:  # the healthy-looking value first: class 1 is the positive one
         return "binary", sorted(values, key=lambda v: v.lower() not in NEGATIVE)
@@ -280,14 +281,6 @@ def _template(name, header, columns, stream, time, label, task, classes):
     if task == "binary":
         lines.append("threshold = 0.5           # decision threshold on the positive class's probability")
     return "\n".join(lines) + "\n"
-
-
-def _is_number(text):
-    try:
-        float(text)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _looks_like_time(body, i):

@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -220,7 +219,6 @@ def test_the_python_api_gives_the_same_features_as_the_command(vibration, tmp_pa
     _, _, y, X = features_of(spec, data, tmp_path / "features.csv")
     ds = dataset.load(specs.load(spec), data)
     assert np.array_equal(ds.X.astype(np.float64), X) and np.array_equal(ds.y, y)
-    assert sys.version_info >= (3, 9)
 
 
 def raw_spec(work, task="multiclass"):
@@ -245,12 +243,18 @@ def small_keras(shape, classes):
     return model
 
 
-def test_keras_on_raw_windows_to_int8(vibration, tmp_path):
-    work, data = vibration
+def trained_keras(work, data, tmp_path, epochs):
+    """(raw spec, its windows, a small Keras model trained on them) as a user's notebook would give."""
     spec = raw_spec(work)
     X, y = raw_windows(spec, data, tmp_path / "windows.npz")
     model = small_keras(X.shape[1:], 3)
-    model.fit(X, y, epochs=3, verbose=0)
+    model.fit(X, y, epochs=epochs, verbose=0)
+    return spec, X, model
+
+
+def test_keras_on_raw_windows_to_int8(vibration, tmp_path):
+    work, data = vibration
+    spec, X, model = trained_keras(work, data, tmp_path, epochs=3)
     model.save(tmp_path / "model.keras")
     manifest = converted(tmp_path / "model.keras", spec, data, tmp_path / "bundle", "-q")
     stage = manifest["stages"][0]
@@ -266,10 +270,7 @@ def test_a_given_tflite_file_is_taken_as_it_is(vibration, tmp_path):
     import tensorflow as tf
 
     work, data = vibration
-    spec = raw_spec(work)
-    X, y = raw_windows(spec, data, tmp_path / "windows.npz")
-    model = small_keras(X.shape[1:], 3)
-    model.fit(X, y, epochs=2, verbose=0)
+    spec, X, model = trained_keras(work, data, tmp_path, epochs=2)
     (tmp_path / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     refused = edgectl("convert", str(tmp_path / "model.tflite"), "--spec", str(spec), "--data", str(data),
                       "--out", str(tmp_path / "b"), "--precision", "int8", "-q")  # fmt: skip
