@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgectl import build
 from edgectl.console import emit, table
 from edgectl.data import cmapss, synthetic
+from edgectl.recipes import cmapss as recipe
 
 WARMUP = 0.3  # the share of samples in which the agent's per-stream state fills to its bound
 PREDICTION = b'{"type":"prediction"'  # counted, not parsed: a million json.loads would be the bottleneck
@@ -209,7 +209,7 @@ def _run(args, work):
     if not bundle:
         train, test = cmapss.load(synthetic.write_subset(work / "data", n_train=30, n_test=12, seed=3))
         print("building an XGBoost bundle ...", file=sys.stderr)
-        bundle, path = build.build(train, "xgboost", work / "bundle").bundle_dir, test.path
+        bundle, path = recipe.build_bundle(train, "xgboost", work / "bundle").bundle_dir, test.path
     window = json.loads((Path(bundle) / "manifest.json").read_text())["window"]
     lines = CycledLines(path, args.samples)
     print(f"{args.samples:,} samples through edge-agent run ...", file=sys.stderr)

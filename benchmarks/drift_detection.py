@@ -19,9 +19,9 @@ from edge_agent.manifest import load_bundle
 from edge_agent.pipeline import Pipeline
 from edge_agent.samples import format_line
 from edge_agent.telemetry import percentiles
-from edgectl import build
 from edgectl.console import table
 from edgectl.data import cmapss, synthetic
+from edgectl.recipes import cmapss as recipe
 from edgectl.windowing import make_windows
 
 SEED = 3
@@ -64,7 +64,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         data = synthetic.write_subset(Path(work) / "data", n_train=30, n_test=12, seed=SEED)
         train, _ = cmapss.load(data)
-        result = build.build(train, "xgboost", Path(work) / "xgboost")
+        result = recipe.build_bundle(train, "xgboost", Path(work) / "xgboost")
         bundle_dir, manifest = result.bundle_dir, load_bundle(result.bundle_dir)
         rows = []
         stationary = fleet(760, seed=21)

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from edge_agent.framing import encode
-from edgectl import build
 from edgectl.console import table
 from edgectl.data import cmapss, synthetic
+from edgectl.recipes import cmapss as recipe
 from edgectl.serial_host import HostLink
 
 UART_BYTES_PER_S = 115200 / 10  # 8N1: 10 bits a byte
@@ -35,7 +35,7 @@ def main():
     data = synthetic.write_subset(work / "data", n_train=30, n_test=12, seed=3)
     train, test = cmapss.load(data)
     print("building an XGBoost bundle ...", file=sys.stderr)
-    bundle = build.build(train, "xgboost", work / "bundle").bundle_dir
+    bundle = recipe.build_bundle(train, "xgboost", work / "bundle").bundle_dir
     rows = [line.split() for line in test.path.read_text().splitlines() if line.strip()]
     top = max(int(r[0]) for r in rows)
     lines = [" ".join([str(int(r[0]) + k * top), *r[1:]]).encode() for k in range(args.copies) for r in rows]

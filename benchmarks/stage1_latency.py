@@ -41,8 +41,8 @@ from harness import (
 
 from edge_agent.runtimes.trees import TreeStage, board_arch
 from edge_convert.quiet import captured_output
-from edgectl import build
 from edgectl.console import emit
+from edgectl.recipes import cmapss as recipe
 from edgectl.windowing import make_windows
 
 FLOOR = "C loop, edge_predict()"
@@ -153,14 +153,14 @@ def run_all(args, work):
     """Build the bundles, then time every method and run the agent on each bundle."""
     data, train, test = load_data(args.data, work)
     say(f"building the XGBoost bundle from {data} ...")
-    trees = build.build(train, "xgboost", work / "xgboost")
+    trees = recipe.build_bundle(train, "xgboost", work / "xgboost")
     neural = None
     if not args.no_conv1d:
         import stage2
 
         stage2.single_thread_tensorflow()
         say("building the Conv1D bundle (trains for a few minutes on FD001) ...")
-        neural = build.build(train, "conv1d", work / "conv1d")
+        neural = recipe.build_bundle(train, "conv1d", work / "conv1d")
     windows = make_windows(test.rows, trees.manifest, keep_raw=False)
     n_lines = len(test.rows)
     load_before = load_average()  # the timings start here; the builds before them do not count

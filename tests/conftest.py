@@ -13,8 +13,8 @@ import pytest
 from boards import arm64, sshd
 from fuzzing import Fuzzer
 
-from edgectl import build
 from edgectl.data import cmapss, synthetic
+from edgectl.recipes import cmapss as recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 FD001 = ROOT.parent / "shared" / "datasets" / "cmapss"
@@ -48,14 +48,14 @@ def synthetic_splits(synthetic_dir):
 def xgb_build(synthetic_splits, tmp_path_factory):
     """A real XGBoost bundle (TL2cgen C compiled by gcc) built from the synthetic fleet."""
     train_split, _ = synthetic_splits
-    return build.build(train_split, "xgboost", tmp_path_factory.mktemp("bundles") / "xgboost")
+    return recipe.build_bundle(train_split, "xgboost", tmp_path_factory.mktemp("bundles") / "xgboost")
 
 
 @pytest.fixture(scope="session")
 def conv1d_build(synthetic_splits, tmp_path_factory):
     """A real Conv1D bundle (TFLite full INT8) built from the synthetic fleet."""
     train_split, _ = synthetic_splits
-    return build.build(train_split, "conv1d", tmp_path_factory.mktemp("bundles") / "conv1d")
+    return recipe.build_bundle(train_split, "conv1d", tmp_path_factory.mktemp("bundles") / "conv1d")
 
 
 @pytest.fixture(scope="session")

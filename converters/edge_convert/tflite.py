@@ -5,27 +5,29 @@ its ~2 s import, never `edgectl --help` and never the agent.
 """
 
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from edge_agent.metrics import classification
 from edge_agent.runtimes.litert import TFLiteStage
 from edge_convert import ConversionError
 from edge_convert.quiet import captured_output
 
 
 def to_int8(model, representative, max_samples=500):
-    """Convert a Keras model to full-INT8 TFLite bytes, using real training windows for calibration."""
+    """Convert a Keras model to full-INT8 TFLite bytes, using real training windows for calibration
+    (at most max_samples of them, spread evenly over the data: its first windows may be one stream's)."""
     import tensorflow as tf
 
-    fixed = _batch_one(model)
-    rows = np.asarray(representative[:max_samples], dtype=np.float32)
+    step = max(1, len(representative) // max_samples)
+    rows = np.asarray(representative[::step][:max_samples], dtype=np.float32)
 
     def calibration():
         for row in rows:
             yield [row[None, ...]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calibration
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -40,11 +42,12 @@ def to_int8(model, representative, max_samples=500):
         raise ConversionError(f"TFLite INT8 conversion failed: {exc}") from None
 
 
-def keras_scores(model, X, batch=512):
-    """Float scores of a Keras model on windows X, called directly (predict() retraces per shape)."""
-    X = np.asarray(X, dtype=np.float32)
-    parts = [np.asarray(model(X[i : i + batch], training=False)).reshape(-1) for i in range(0, len(X), batch)]
-    return np.concatenate(parts) if parts else np.zeros(0)
+def _converter(model):
+    import tensorflow as tf
+
+    if isinstance(model, SavedModel):
+        return tf.lite.TFLiteConverter.from_saved_model(str(model.path))
+    return tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
 
 
 def _batch_one(model):
@@ -55,25 +58,6 @@ def _batch_one(model):
     clone = keras.models.clone_model(model, input_tensors=inputs)
     clone.set_weights(model.get_weights())
     return clone
-
-
-def report(model, tflite_path, X, y, threshold=0.5):
-    """Compare float Keras and INT8 TFLite on held-out windows: diff, agreement, F1, op list."""
-    float_scores = keras_scores(model, X)
-    with captured_output():  # LiteRT announces its delegate on stderr
-        stage = TFLiteStage(".", {"name": "check", "file": str(tflite_path)})
-    int8_scores = np.array([stage.predict(x) for x in X])
-    ops = op_list(stage.interpreter)
-    return {
-        "rows": len(X),
-        "max_abs_diff": float(np.max(np.abs(float_scores - int8_scores))),
-        "decision_agreement": float(np.mean((float_scores >= threshold) == (int8_scores >= threshold))),
-        "f1_float": classification(y, float_scores >= threshold)["f1"],
-        "f1_int8": classification(y, int8_scores >= threshold)["f1"],
-        "ops": sorted({op["op"] for op in ops}),
-        "float_ops": sorted({op["op"] for op in ops if op["float"]}),
-        "runtime": stage.runtime,
-    }, int8_scores
 
 
 def op_list(interpreter):
@@ -89,14 +73,27 @@ def op_list(interpreter):
 NEURAL_FORMATS = {".keras": "Keras 3 model", ".h5": "Keras HDF5 model", ".tflite": "TFLite flatbuffer"}
 
 
-def load(path):
-    """A neural model file: ("keras", the Keras model) or ("tflite", the file's bytes)."""
-    from pathlib import Path
+@dataclass
+class SavedModel:
+    """A TensorFlow SavedModel directory, called like a Keras model (its serving signature)."""
 
+    path: Path
+    signature: object
+    input_name: str
+    input_shape: tuple  # batch first, as Keras gives it
+    output_shape: tuple
+
+    def __call__(self, X, training=False):
+        outputs = self.signature(**{self.input_name: X})
+        return next(iter(outputs.values()))
+
+
+def load(path):
+    """A neural model: ("keras", a Keras model or a SavedModel directory) or ("tflite", the file's bytes)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if path.is_dir():
-        raise ConversionError(f"{path}: a SavedModel directory; save the Keras model as .keras (model.save('m.keras'))")
+        return "keras", _saved_model(path)
     if suffix not in NEURAL_FORMATS:
         raise ConversionError(f"{path}: not a neural model file ({', '.join(NEURAL_FORMATS)})")
     if suffix == ".tflite":
@@ -113,11 +110,29 @@ def load(path):
         raise ConversionError(f"{path}: cannot load it as a {NEURAL_FORMATS[suffix]}: {str(exc)[:300]}") from None
 
 
+def _saved_model(path):
+    if not (path / "saved_model.pb").is_file():
+        raise ConversionError(f"{path}: a directory without saved_model.pb; give a SavedModel directory "
+                              "(model.export(dir)), a .keras file or a .tflite file")  # fmt: skip
+    try:
+        with captured_output():
+            import tensorflow as tf
+
+            signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    except Exception as exc:  # TensorFlow raises many types for a damaged or foreign directory
+        raise ConversionError(f"{path}: cannot load it as a SavedModel with a serving_default signature: "
+                              f"{str(exc)[:300]}") from None  # fmt: skip
+    inputs = signature.structured_input_signature[1]
+    if len(inputs) != 1 or len(signature.structured_outputs) != 1:
+        raise ConversionError(f"{path}: the serving signature has {len(inputs)} inputs and "
+                              f"{len(signature.structured_outputs)} outputs; edgectl serves one of each")  # fmt: skip
+    (name, spec), (output,) = next(iter(inputs.items())), signature.structured_outputs.values()
+    return SavedModel(path, signature, name, tuple(spec.shape), tuple(output.shape))
+
+
 def to_float(model):
     """A Keras model as float32 TFLite bytes (batch 1): on many Pis INT8 is not faster; compare with bench."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model))
+    converter = _converter(model)
     try:
         with captured_output():
             return converter.convert()

@@ -161,11 +161,6 @@ def native_outputs(model, X, task="binary"):
     return np.asarray(out, dtype=np.float64)
 
 
-def native_scores(model, X):
-    """Positive-class scores of a binary classifier's own predict on float32 rows."""
-    return native_outputs(model, X, "binary")
-
-
 def convert(model, X, out_dir, name, toolchains, task="binary", say=lambda msg: None):
     """The tree family's one conversion: model -> Treelite -> TL2cgen C -> a library per arch in
     out_dir/name/, each checked against the model's own prediction on rows X (natively on this

@@ -206,7 +206,10 @@ def score(board, split, manifest, labels_note, data=None):
             return None, labels_note
         labels_note = f"labels from column {manifest['output']['label']} of {Path(data).name}"
     else:
-        lookup = evaluate.label_lookup(split, manifest["input"], manifest["label"]["horizon"])
+        horizon = cmapss.label_horizon(manifest)
+        if horizon is None:
+            return None, f"no accuracy: the bundle's label is not a C-MAPSS 'fails within' label ({split.path.name})"
+        lookup = cmapss.label_lookup(split, manifest["input"], horizon)
     p = board["predictions"]
     records = [
         {"type": "prediction", "stream": s, "t": t, "prediction": y}

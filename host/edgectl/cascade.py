@@ -9,20 +9,18 @@ escalated ones, so the fewest escalations is the lowest mean latency.
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edge_convert import bundle
-from edgectl import build as builder
-from edgectl.build import fresh_dir
+from edgectl.convert import fresh_dir
 from edgectl.errors import EdgectlError
 
 TOLERANCE = 0.005  # F1 the cascade may give up against the better single stage
 EDGES = 200  # candidate band edges: quantiles of stage 1's out-of-fold scores
 CURVE_STEPS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
-SPEC_KEYS = ("input", "window", "preprocessing", "features", "label")
+SPEC_KEYS = ("input", "window", "preprocessing", "features", "output")
 
 
 def calibrate(y, first, second, tolerance=TOLERANCE):
@@ -80,23 +78,15 @@ def _f1(y, pred):
     return float(2 * tp / max(2 * tp + np.sum(pred & ~y) + np.sum(~pred & y), 1))
 
 
-def build(split, out_dir, stage2_kind="conv1d", tolerance=TOLERANCE, profiles=(), progress=None, **window):
-    """Build XGBoost and `stage2_kind` on a C-MAPSS training split and join them into a cascade at out_dir.
-
-    window: window, stride, horizon as for edgectl.build.build. Returns (manifest, calibration).
-    """
-    say = progress or (lambda msg: None)
-    with tempfile.TemporaryDirectory() as work:
-        first = builder.build(split, "xgboost", Path(work) / "xgboost", profiles=profiles, progress=say, **window)
-        second = builder.build(split, stage2_kind, Path(work) / stage2_kind, progress=say, **window)
-        return join(first, second, out_dir, tolerance, say)
-
-
 def join(first, second, out_dir, tolerance=TOLERANCE, say=lambda msg: None):
     """Write a two-stage bundle to out_dir from two one-stage builds (BuildResult) of the same data.
 
     Returns (manifest, calibration).
     """
+    if first.manifest["output"]["task"] != "binary":
+        raise EdgectlError(
+            f"a cascade is binary-only; this spec's task is {first.manifest['output']['task']}: serve one model"
+        )
     spec = {key: first.manifest[key] for key in SPEC_KEYS}
     if spec != {key: second.manifest[key] for key in SPEC_KEYS} or not np.array_equal(first.y, second.y):
         raise EdgectlError("the two stages were built from different data or windows; build both from one split")

@@ -21,7 +21,6 @@ from edge_agent.manifest import MANIFEST_NAME
 from edge_convert import ConversionError, bundle, tflite, trees
 from edgectl import dataset
 from edgectl import spec as specs
-from edgectl.build import check_toolchains, toolchains
 from edgectl.errors import EdgectlError
 
 GOLDEN_STREAMS = 2
@@ -39,37 +38,46 @@ def family_of(model_path):
     raise EdgectlError(f"{path}: unknown model format {path.suffix or '(none)'}; edgectl converts {known}")
 
 
-def convert(model_path, spec_path, data, out, profiles=(), allow_pickle=False, say=lambda msg: None, precision=None):
+def convert(model_path, spec_path, data, out, profiles=(), allow_pickle=False, say=lambda msg: None, precision=None,
+            ds=None, fitted=None, drift_settings=None, name=None):  # fmt: skip
     """Convert a model file into a bundle at out; return the manifest.
 
     precision (neural models): "int8" (the default for Keras: full INT8 with --data windows as the
     representative set) or "float32"; a given .tflite is taken as it is.
+    ds: the Dataset of data under the spec, when the caller has it already.
+    fitted (from `edgectl train`): {"threshold", "validation", "scores"} chosen out of fold, in place of
+    the spec's threshold and the in-sample scores on --data.
+    drift_settings: psi_threshold, psi_window, ph_delta, ph_lambda for the board's drift monitor.
+    name: the stage's name (default: from the model file's name).
     """
     out = Path(out)
+    name = _token(name or Path(model_path).stem)
     if out.exists() and not (out / MANIFEST_NAME).exists():
         raise EdgectlError(f"{out}: exists and is not a bundle; choose another --out")
-    spec = specs.load(spec_path)
+    spec = spec_path if isinstance(spec_path, dict) else specs.load(spec_path)
     family = family_of(model_path)
     if family == "trees":
         check_toolchains(profiles)  # before any work
         model = _load(model_path, allow_pickle)
     else:
         model = _load_neural(model_path)
-    say(f"reading {data} through the agent's parser, preprocessing and windows")
-    ds = dataset.load(spec, data)
+    if ds is None:
+        say(f"reading {data} through the agent's parser, preprocessing and windows")
+        ds = dataset.load(spec, data, keep_raw=family == "neural")
     if len(ds.windows) == 0:
         raise EdgectlError(f"{data}: no complete window (window length {spec['window']['length']})")
     if family == "trees":
         _check_model(model, model_path, spec, ds)
     else:
-        _check_neural(model, model_path, spec, ds)
+        stage_input = _check_neural(model, model_path, spec, ds)
+    fitted = dict(fitted or {}, drift_settings=drift_settings or {})
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None) as tmp:
         work = Path(tmp) / out.name
         work.mkdir()
         if family == "trees":
-            manifest = _write(model, model_path, spec, ds, work, profiles, say)
+            manifest = _write(model, name, model_path, spec, ds, work, profiles, say, fitted)
         else:
-            manifest = _write_neural(model, model_path, spec, ds, work, precision, say)
+            manifest = _write_neural(model, name, model_path, spec, ds, stage_input, work, precision, say, fitted)
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)
@@ -88,6 +96,7 @@ def _load_neural(model_path):
 
 
 def _check_neural(model, model_path, spec, ds):
+    """The stage input the model's input shape takes: "window" (length, columns) or "features"."""
     kind, obj = model
     if kind == "tflite":
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
@@ -96,17 +105,22 @@ def _check_neural(model, model_path, spec, ds):
             shape, outputs = tflite.io_shapes(f.name)
     else:
         shape, outputs = tflite.io_shapes(obj)
-    want = tuple(ds.X.shape[1:])
-    if tuple(shape) != want:
-        what = "a raw window (length, columns)" if ds.stage_input == "window" else "window features"
+    shapes = {"window": tuple(ds.inputs("window").shape[1:]), "features": tuple(ds.inputs("features").shape[1:])}
+    if spec["window"]["features"] == "raw":
+        del shapes["features"]  # the spec computes no features
+    stage_input = next((name for name, want in shapes.items() if tuple(shape) == want), None)
+    if stage_input is None:
         raise EdgectlError(
-            f"{model_path}: the model's input shape is {tuple(shape)}, the spec gives {what} of shape {want}"
+            f"{model_path}: the model's input shape is {tuple(shape)}; the spec gives a raw window (length, "
+            f"columns) of shape {shapes['window']}"
+            + (f" or window features of shape {shapes['features']}" if "features" in shapes else "")
         )
     classes = spec["output"]["classes"]
     task = spec["output"]["task"]
     expected = len(classes) if task == "multiclass" else 1
     if outputs != expected:
         raise EdgectlError(f"{model_path}: the model has {outputs} outputs, a {task} spec needs {expected}")
+    return stage_input
 
 
 def _load(model_path, allow_pickle):
@@ -139,28 +153,39 @@ def _check_model(model, model_path, spec, ds):
         )
 
 
-def _write(model, model_path, spec, ds, work, profiles, say):
+def _write(model, name, model_path, spec, ds, work, profiles, say, fitted):
     task = spec["output"]["task"]
-    name = _token(Path(model_path).stem)
     try:
         stage = trees.convert(model, ds.X, work, name, toolchains(platform.machine(), profiles), task, say)
     except ConversionError as exc:
         raise EdgectlError(str(exc)) from None
     outputs = trees.native_outputs(model, ds.X, task)
-    stage.update(
-        threshold=spec["output"]["threshold"],
-        parity={arch: dict(p, windows="every window of --data") for arch, p in stage["parity"].items()},
-        validation=_validation(task, ds.y, outputs, spec["output"]["threshold"]),
-    )
-    golden = _golden(spec, ds, name, lambda X: trees.native_outputs(model, X, task))
-    monitor = drift.reference(ds.windows.samples, spec["input"]["columns"], outputs, regression=task == "regression")
+    stage.update(parity={arch: dict(p, windows="every window of --data") for arch, p in stage["parity"].items()})
+    _decide(stage, task, spec, ds, outputs, fitted)
+    golden = _golden(spec, ds, name, "features", lambda X: trees.native_outputs(model, X, task))
     built_with = {"model": type(model).__name__, "model_file": Path(model_path).name, "versions": _versions(),
                   "profiles": [p["name"] for p in profiles]}  # fmt: skip
+    return _write_bundle(work, name, spec, ds, stage, golden, built_with, fitted.get("scores", outputs), fitted)
+
+
+def _decide(stage, task, spec, ds, outputs, fitted):
+    """The stage's threshold and validation: chosen out of fold by `edgectl train`, else the spec's
+    threshold and the model's scores on --data."""
+    threshold = fitted.get("threshold", spec["output"]["threshold"])
+    stage.update(threshold=threshold, validation=fitted.get("validation") or validation(task, ds.y, outputs, threshold))
+
+
+def _write_bundle(work, name, spec, ds, stage, golden, built_with, scores, fitted):
+    """The bundle: the spec's fitted sections, the drift reference (the data's samples and the scores
+    unseen data is expected to get), one stage."""
+    task = spec["output"]["task"]
+    monitor = drift.reference(ds.windows.samples, spec["input"]["columns"], scores, regression=task == "regression",
+                              **fitted["drift_settings"])  # fmt: skip
     sections = {k: v for k, v in ds.sections.items() if k != "format_version"}
     return bundle.write_bundle(work, name, dict(sections, drift=monitor), [stage], golden, built_with)
 
 
-def _golden(spec, ds, name, outputs_of):
+def _golden(spec, ds, name, stage_input, outputs_of):
     """The data's header and the first rows of a few streams, and the outputs the model gives their windows."""
     length = spec["window"]["length"] + GOLDEN_EXTRA_WINDOWS * spec["window"]["stride"]
     streams = list(dict.fromkeys(ds.row_streams))[:GOLDEN_STREAMS]
@@ -169,8 +194,8 @@ def _golden(spec, ds, name, outputs_of):
         if stream in counts and counts[stream] < length:
             counts[stream] += 1
             keep.append(line)
-    golden_ds = dataset.load_lines(spec, keep, ds.sections)
-    outputs = outputs_of(golden_ds.X)
+    golden_ds = dataset.load_lines(spec, keep, ds.sections, keep_raw=stage_input == "window")
+    outputs = outputs_of(golden_ds.inputs(stage_input))
     return {
         "lines": keep,
         "windows": [
@@ -185,23 +210,23 @@ INT8_MEAN_TOLERANCE = 0.01
 FLOAT_TOLERANCE = 1e-4
 
 
-def _write_neural(model, model_path, spec, ds, work, precision, say):
+def _write_neural(model, name, model_path, spec, ds, stage_input, work, precision, say, fitted):
     kind, obj = model
     task = spec["output"]["task"]
-    name = _token(Path(model_path).stem)
+    X = ds.inputs(stage_input)
     (work / name).mkdir()
     try:
         if kind == "keras":
             precision = precision or "int8"
             say(f"converting to TFLite {precision.upper()}" + (" with --data windows as the representative set"
                                                                  if precision == "int8" else ""))  # fmt: skip
-            data = tflite.to_int8(obj, ds.X) if precision == "int8" else tflite.to_float(obj)
-            native = tflite.keras_outputs(obj, ds.X)
+            data = tflite.to_int8(obj, X) if precision == "int8" else tflite.to_float(obj)
+            native = tflite.keras_outputs(obj, X)
         else:
             data, native = obj, None
         path = work / name / f"{name}.tflite"
         path.write_bytes(data)
-        outputs, runtime = tflite.tflite_outputs(path, ds.X)
+        outputs, runtime = tflite.tflite_outputs(path, X)
         int8 = bool(runtime._in_scale)
         if kind == "tflite" and precision == "int8" and not int8:
             raise EdgectlError(
@@ -221,10 +246,11 @@ def _write_neural(model, model_path, spec, ds, work, precision, say):
         "ops": sorted({op["op"] for op in ops}),
         "float_ops": sorted({op["op"] for op in ops if op["float"]}) if int8 else [],
     }
+    threshold = fitted.get("threshold", spec["output"]["threshold"])
     if native is not None:
         diff = np.abs(native - outputs)
         report.update(max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
-                      decision_agreement=_agreement(task, native, outputs, spec["output"]["threshold"]))  # fmt: skip
+                      decision_agreement=_agreement(task, native, outputs, threshold))  # fmt: skip
         say(f"TFLite vs Keras on {len(outputs)} windows: max abs diff {diff.max():.3g}, "
             f"decisions agree on {report['decision_agreement']:.1%}; ops {', '.join(report['ops'])}")  # fmt: skip
         if diff.max() > tolerance or diff.mean() > mean_tolerance:
@@ -237,21 +263,46 @@ def _write_neural(model, model_path, spec, ds, work, precision, say):
     stage = {
         "name": name,
         "kind": "tflite",
-        "input": ds.stage_input,
+        "input": stage_input,
         "task": task,
         "outputs": len(classes) if task == "multiclass" else 1,
         "file": path.relative_to(work).as_posix(),
-        "threshold": spec["output"]["threshold"],
         "tolerance": tolerance,
         "mean_tolerance": mean_tolerance,
         "conversion": report,
-        "validation": _validation(task, ds.y, outputs, spec["output"]["threshold"]),
     }
-    golden = _golden(spec, ds, name, lambda X: tflite.tflite_outputs(path, X)[0])
-    monitor = drift.reference(ds.windows.samples, spec["input"]["columns"], outputs, regression=task == "regression")
+    _decide(stage, task, spec, ds, outputs, fitted)
+    golden = _golden(spec, ds, name, stage_input, lambda X: tflite.tflite_outputs(path, X)[0])
     built_with = {"model": kind, "model_file": Path(model_path).name, "versions": _versions(), "profiles": []}
-    sections = {k: v for k, v in ds.sections.items() if k != "format_version"}
-    return bundle.write_bundle(work, name, dict(sections, drift=monitor), [stage], golden, built_with)
+    return _write_bundle(work, name, spec, ds, stage, golden, built_with, fitted.get("scores", outputs), fitted)
+
+
+def check_toolchains(profiles):
+    """Raise, naming the packages to install, unless every toolchain a tree build needs can build and link."""
+    for chain in toolchains(platform.machine(), profiles).values():
+        trees.compiler(chain)
+
+
+def toolchains(host, profiles):
+    """{arch: toolchain}: this machine first, then one per profile arch (profiles of one arch must agree)."""
+    chains = {host: trees.HOST_TOOLCHAIN}
+    for profile in profiles:
+        arch, chain = profile["arch"], profile["toolchain"]
+        if arch in chains and arch != host and chains[arch] != chain:
+            raise EdgectlError(f"profiles for {arch} disagree on compiler flags; build one bundle per profile")
+        if arch != host:
+            chains[arch] = chain
+    return chains
+
+
+def fresh_dir(path):
+    """An empty output directory; refuses to wipe a directory that is not a bundle."""
+    if path.exists():
+        if any(path.iterdir()) and not (path / MANIFEST_NAME).exists():
+            raise EdgectlError(f"{path}: exists and is not a bundle; choose another --out")
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
 
 
 def _agreement(task, a, b, threshold):
@@ -262,13 +313,15 @@ def _agreement(task, a, b, threshold):
     return float(np.mean((a >= threshold) == (b >= threshold)))
 
 
-def _validation(task, y, outputs, threshold):
-    """Scores of the model on --data's labelled windows (in-sample when the model was trained on that file)."""
+def validation(
+    task, y, outputs, threshold, method="on the windows of --data (in-sample if the model was trained on them)"
+):
+    """Scores of outputs against the labelled windows: F1 (binary), accuracy and macro-F1 (multiclass), MAE and
+    RMSE (regression)."""
     labelled = ~np.isnan(y)
     if not labelled.any():
         return {"method": "no label column in --data"}
     y, out = y[labelled], outputs[labelled]
-    method = "on the windows of --data (in-sample if the model was trained on them)"
     if task == "regression":
         err = out - y
         return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))), "n": int(len(y)),

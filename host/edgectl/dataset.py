@@ -34,36 +34,43 @@ class Dataset:
     @property
     def X(self):
         """The model's inputs, one row (features) or one (length, columns) array (raw) per window."""
-        return self.windows.features if self.stage_input == "features" else self.windows.raw
+        return self.inputs(self.stage_input)
+
+    def inputs(self, stage_input):
+        """Window features ("features") or raw windows ("window": needs load(keep_raw=True))."""
+        return self.windows.features if stage_input == "features" else self.windows.raw
 
 
-def load(spec, data, fit_on=None):
+def load(spec, data, fit_on=None, keep_raw=False):
     """The Dataset of a CSV file under a spec (a dict from edgectl.spec, or a path to edgectl.toml).
 
     fit_on: the manifest sections to reuse (preprocessing fitted elsewhere); default: fit on this data.
+    keep_raw: keep the raw windows as well when the spec asks for features (a neural model reads them).
     """
     spec = specs.load(spec) if not isinstance(spec, dict) else spec
     header, rows = specs.read_rows(data)
-    return _dataset(spec, header, rows, data, fit_on)
+    return _dataset(spec, header, rows, data, fit_on, keep_raw)
 
 
-def load_lines(spec, lines, fit_on):
+def load_lines(spec, lines, fit_on, keep_raw=False):
     """The Dataset of sample lines (a header line first), under sections fitted before."""
     header, *rows = [[cell.strip() for cell in split_line(line)] for line in lines]
-    return _dataset(spec, header, rows, "golden lines", fit_on)
+    return _dataset(spec, header, rows, "golden lines", fit_on, keep_raw)
 
 
-def _dataset(spec, header, rows, data, fit_on):
+def _dataset(spec, header, rows, data, fit_on, keep_raw):
     _check_columns(spec, header, data)
     inp = spec["input"]
     input_section = {
-        "fields": header,
+        # A line without a header carries these columns in this order: the data's, without the label,
+        # which the board does not have.
+        "fields": [name for name in header if name != spec["output"]["label"]],
         "stream_field": inp["stream"],
         "time_field": inp["time"],
         "features": inp["columns"],
         "format": inp["format"],
     }
-    parser = SampleParser(input_section, imputable=set(inp["columns"]), settings=inp["settings"])
+    parser = SampleParser(dict(input_section, fields=header), imputable=set(inp["columns"]), settings=inp["settings"])
     samples = []
     for number, row in enumerate(rows, start=2):
         try:
@@ -75,7 +82,7 @@ def _dataset(spec, header, rows, data, fit_on):
         samples.append(sample)
     labels = _labels(spec, header, rows, data)
     sections = fit_on or _fit(spec, input_section, samples)
-    windows = sample_windows(samples, sections, keep_raw=spec["window"]["features"] == "raw")
+    windows = sample_windows(samples, sections, keep_raw=keep_raw or spec["window"]["features"] == "raw")
     lines = [_line(header)] + [_line(row) for row in rows]
     stage_input = "window" if spec["window"]["features"] == "raw" else "features"
     y = labels[windows.row] if len(windows) else labels[:0]

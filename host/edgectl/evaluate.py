@@ -6,17 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent import metrics
-from edge_agent.samples import SampleError, SampleParser, field_text, split_line
+from edge_agent.samples import SampleError, SampleParser, split_line
 from edge_agent.telemetry import percentiles
-from edgectl.data import cmapss
 from edgectl.dataset import class_index
-
-
-def label_lookup(split, input_spec, horizon):
-    """{(stream, t): label} for every row of a C-MAPSS split, keyed as the agent names windows."""
-    labels = cmapss.labels(split.rul, horizon)
-    stream_field = input_spec["stream_field"]
-    return {(field_text(stream_field, row[0], input_spec), float(row[1])): int(y) for row, y in zip(split.rows, labels)}
 
 
 def predictions(records):

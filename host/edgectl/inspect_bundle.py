@@ -34,7 +34,8 @@ def summary(bundle_dir, source=None):
                 "model_bytes": max((bundle_dir / f).stat().st_size for f in files),
                 "archs": sorted(stage.get("libs", {})) or ["any"],
                 "parity": stage.get("parity"),
-                "int8_report": stage.get("int8_report"),
+                # version 3: "conversion" (Keras -> TFLite checks); before it, "int8_report"
+                "conversion": stage.get("conversion") or stage.get("int8_report"),
                 "validation": stage.get("validation"),
             }
         )
@@ -72,3 +73,12 @@ def _self_test(bundle_dir, manifest):
     except AgentError as exc:
         return {"status": "not run here", "why": str(exc)}
     return {"status": "ok", **info["self_test"], **({"degraded": info["degraded"]} if "degraded" in info else {})}
+
+
+def validation_text(val):
+    """'F1 0.932 out-of-fold', 'accuracy 0.91, macro-F1 0.90 in-sample', ...: the scores and how they were had."""
+    names = {"f1": "F1", "accuracy": "accuracy", "macro_f1": "macro-F1", "mae": "MAE", "rmse": "RMSE"}
+    scores = ", ".join(f"{label} {val[key]:.3f}" for key, label in names.items() if key in val)
+    how = val.get("method", "")
+    how = "out-of-fold" if how.startswith("out-of-fold") else "on --data" if how.startswith("on the windows") else how
+    return f"{scores} ({how})" if scores else how or "-"

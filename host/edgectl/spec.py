@@ -238,6 +238,27 @@ def init(data, out, force=False):
     return text
 
 
+def dump(spec, out, comment=""):
+    """Write a spec (a dict as check() returns it) to out as TOML, None values left out; return the path."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)  # a TOML basic string
+        return "[" + ", ".join(value(x) for x in v) + "]"
+
+    lines = [f"# {line}" for line in comment.splitlines()]
+    for table, keys in spec.items():
+        lines += ["", f"[{table}]"] + [f"{k} = {value(v)}" for k, v in keys.items() if v is not None]
+    text = "\n".join(lines).lstrip("\n") + "\n"
+    check(tomllib.loads(text), out)  # what we write must read back
+    Path(out).write_text(text)
+    return Path(out)
+
+
 def _guess_task(body, i):
     values = sorted({r[i].strip() for r in body if i < len(r) and r[i].strip()})
     if values and all(is_number(v) for v in values) and len(values) > 10:

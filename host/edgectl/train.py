@@ -1,8 +1,8 @@
 """Reference models edgectl trains: tree ensembles on window features, a small Conv1D or a one-block
 transformer encoder on raw windows.
 
-Each trainer takes the training windows and 0/1 labels and returns a fitted
-model whose converter lives in edge_convert.
+Each trainer takes the training windows and their labels (0/1, class indices or values) and
+returns a fitted model; save_model writes it as a file `edgectl convert` reads.
 """
 
 import os
@@ -15,6 +15,7 @@ from edgectl.errors import EdgectlError
 TREE_KINDS = ("xgboost", "random-forest", "extra-trees", "gradient-boosting", "hist-gradient-boosting")
 NEURAL_KINDS = ("conv1d", "attention")
 MODEL_KINDS = TREE_KINDS + NEURAL_KINDS
+CONV1D_MIN_LENGTH = 9
 SMALL_DATA = 5000  # training rows below which tree ensembles train on one thread
 
 
@@ -55,10 +56,16 @@ def train_trees(kind, X, y, seed=0, task="binary"):
 
 
 def save_model(model, path_stem):
-    """Write a trained tree model as a file `edgectl convert` reads (XGBoost JSON, scikit-learn skops)."""
-    if type(model).__module__.startswith("xgboost"):
+    """Write a trained model as a file `edgectl convert` reads: XGBoost JSON, scikit-learn skops, Keras."""
+    module = type(model).__module__
+    if module.startswith("xgboost"):
         path = path_stem.with_name(path_stem.name + ".json")
         model.get_booster().save_model(path)
+        return path
+    if module.startswith("keras"):
+        path = path_stem.with_name(path_stem.name + ".keras")
+        with captured_output():
+            model.save(path)
         return path
     import skops.io
 
@@ -67,19 +74,32 @@ def save_model(model, path_stem):
     return path
 
 
-def train_neural(kind, X, y, seed=0):
-    """Fit the neural model of `kind` on raw windows X (n, length, F)."""
+def train_neural(kind, X, y, seed=0, task="binary", n_classes=2):
+    """Fit the neural model of `kind` on raw windows X (n, length, F): binary (0/1 labels), multiclass
+    (class indices) or regression (values)."""
     keras = _keras(seed)
     length, width = X.shape[1:]
+    outputs, activation, loss = {
+        "binary": (1, "sigmoid", "binary_crossentropy"),
+        "multiclass": (n_classes, "softmax", "sparse_categorical_crossentropy"),
+        "regression": (1, None, "mse"),
+    }[task]
     if kind == "conv1d":
-        model, epochs = _conv1d(keras, length, width), 12
+        if length < CONV1D_MIN_LENGTH:
+            raise EdgectlError(
+                f"conv1d needs windows of at least {CONV1D_MIN_LENGTH} samples (two 5-wide convolutions); "
+                f"the spec's window length is {length}: use attention or a tree model"
+            )
+        model, epochs = _conv1d(keras, length, width, outputs, activation), 12
     elif kind == "attention":
-        model, epochs = _attention(keras, length, width), 10
+        model, epochs = _attention(keras, length, width, outputs, activation), 10
     else:
         raise EdgectlError(f"unknown neural model {kind!r}; choose one of {', '.join(NEURAL_KINDS)}")
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="binary_crossentropy")
-    positive = max(1, int(np.sum(y)))
-    weight = {0: 1.0, 1: ((len(y) - positive) / positive) ** 0.5}
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss)
+    weight = None
+    if task == "binary":
+        positive = max(1, int(np.sum(y)))
+        weight = {0: 1.0, 1: ((len(y) - positive) / positive) ** 0.5}
     with captured_output():
         model.fit(X, y, epochs=epochs, batch_size=128, verbose=0, class_weight=weight, shuffle=True)
     return model
@@ -94,7 +114,7 @@ def _keras(seed):
     return keras
 
 
-def _conv1d(keras, length, width):
+def _conv1d(keras, length, width, outputs=1, activation="sigmoid"):
     """Two small convolutions over time, pooled: ~14 KB as INT8."""
     return keras.Sequential(
         [
@@ -103,12 +123,12 @@ def _conv1d(keras, length, width):
             keras.layers.Conv1D(32, 5, activation="relu"),
             keras.layers.GlobalAveragePooling1D(),
             keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dense(1, activation="sigmoid"),
+            keras.layers.Dense(outputs, activation=activation),
         ]
     )
 
 
-def _attention(keras, length, width, dim=32, heads=2):
+def _attention(keras, length, width, outputs=1, activation="sigmoid", dim=32, heads=2):
     """One transformer encoder block (self-attention over the window's time steps, then a feed-forward
     layer), with a learned position embedding: the article's "small transformer", small enough for INT8."""
     layers = keras.layers
@@ -119,4 +139,4 @@ def _attention(keras, length, width, dim=32, heads=2):
     ff = layers.Dense(dim)(layers.Dense(2 * dim, activation="relu")(h))
     h = layers.LayerNormalization()(h + ff)
     h = layers.GlobalAveragePooling1D()(h)
-    return keras.Model(inputs, layers.Dense(1, activation="sigmoid")(layers.Dense(16, activation="relu")(h)))
+    return keras.Model(inputs, layers.Dense(outputs, activation=activation)(layers.Dense(16, activation="relu")(h)))

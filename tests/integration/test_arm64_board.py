@@ -9,8 +9,10 @@ import pytest
 from cli import edgectl
 
 from edge_agent.runtimes.litert import TFLiteStage
-from edgectl import build, deploy, evaluate, runner
+from edge_convert import trees
+from edgectl import deploy, evaluate, runner
 from edgectl.data import cmapss
+from edgectl.recipes import cmapss as recipe
 from edgectl.targets import parse_target
 from edgectl.windowing import make_windows
 
@@ -55,13 +57,13 @@ def test_tree_bundle_cross_built_for_rpi4_serves_fd001_on_aarch64(target, fd001,
     assert records[0]["arch"] == "aarch64"
     manifest = json.loads((out / "manifest.json").read_text())
     windows = make_windows(test.rows, manifest, keep_raw=False)
-    host = build.trees.library_scores(out / manifest["stages"][0]["libs"]["x86_64"], windows.features)
+    host = trees.library_scores(out / manifest["stages"][0]["libs"]["x86_64"], windows.features)
     assert np.max(np.abs(agent_scores(records, windows) - host)) <= 1e-6
 
 
 def test_int8_bundle_serves_fd001_on_aarch64_within_the_manifest_tolerance(target, fd001, tmp_path_factory):
     train, test = fd001
-    result = build.build(train, "conv1d", tmp_path_factory.mktemp("int8") / "conv1d")
+    result = recipe.build_bundle(train, "conv1d", tmp_path_factory.mktemp("int8") / "conv1d")
     deployed = deploy.deploy(result.bundle_dir, target, offline=True)
     assert deployed["health"]["healthy"]
     records = runner.stream_file(target, test.path)

@@ -1,4 +1,6 @@
-"""The spine on real NASA C-MAPSS FD001: build, deploy to a local board, stream the test split.
+"""The spine on real NASA C-MAPSS FD001 through the general path: the recipe writes a CSV and a spec,
+`edgectl train`'s code trains and converts, the bundle is deployed to a local board and the test split
+streamed through the agent.
 
 Accuracy is computed from the agent's own records, and every window's score is
 compared with the host's native model on the host's windows of the same data.
@@ -7,8 +9,9 @@ compared with the host's native model on the host's windows of the same data.
 import numpy as np
 import pytest
 
-from edgectl import build, deploy, evaluate, runner
+from edgectl import deploy, evaluate, runner
 from edgectl.data import cmapss
+from edgectl.recipes import cmapss as recipe
 from edgectl.targets import parse_target
 from edgectl.windowing import make_windows
 
@@ -19,21 +22,31 @@ pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 def fd001_run(fd001_dir, tmp_path_factory):
     train, test = cmapss.load(fd001_dir)
     work = tmp_path_factory.mktemp("fd001")
-    result = build.build(train, "xgboost", work / "bundle")
+    result = recipe.build_bundle(train, "xgboost", work / "bundle")
     target = parse_target(f"local:{work / 'board'}")
     deploy.deploy(result.bundle_dir, target)
     records = runner.stream_file(target, test.path)
     return result, test, records
 
 
-def test_tree_model_f1_from_the_agents_records_is_at_least_0_83(fd001_run):
+def test_tree_model_f1_from_the_agents_records_is_at_least_0_85(fd001_run):
     result, test, records = fd001_run
-    lookup = evaluate.label_lookup(test, result.manifest["input"], horizon=30)
+    lookup = cmapss.label_lookup(test, result.manifest["input"], horizon=30)
     acc = evaluate.accuracy(records, lookup)
     windows = acc["all_windows"]
     assert windows["n"] == 13096 - 100 * 29  # every test window: units have at least 31 cycles
     assert windows["positives"] == 332
-    assert windows["f1"] >= 0.83, acc
+    assert windows["f1"] >= 0.85, acc  # 0.859 on xgboost 2.x, the same as before the general path
+
+
+def test_the_bundle_came_through_the_spec_and_a_model_file(fd001_run):
+    result, _, _ = fd001_run
+    spec_file = result.bundle_dir.with_name("bundle-data") / "edgectl.toml"
+    assert spec_file.is_file() and result.model_file.name == "bundle.model.json"
+    stage = result.manifest["stages"][0]
+    assert stage["validation"]["method"] == "out-of-fold, 5 folds by stream" and stage["validation"]["f1"] > 0.9
+    assert result.manifest["output"] == {"task": "binary", "label": "fails_within_30", "threshold": 0.5}
+    assert result.manifest["input"]["fields"] == cmapss.COLUMNS  # test lines without a header stream as they are
 
 
 def test_every_window_score_equals_the_hosts_prediction(fd001_run):

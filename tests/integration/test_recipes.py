@@ -32,7 +32,7 @@ def test_fd002_like_fleet_is_normalized_per_condition_and_the_cascade_keeps_most
     assert cascade["f1"] >= max(rows["xgboost"]["f1"], rows["attention"]["f1"]) - 0.03
     stages = load_bundle(tmp_path / "work" / "bundles" / "cascade-attention")["stages"]
     assert [s["name"] for s in stages] == ["xgboost", "attention"]
-    assert stages[1]["int8_report"]["decision_agreement"] > 0.95
+    assert stages[1]["conversion"]["decision_agreement"] > 0.95
 
 
 def test_secom_is_scored_by_stratified_folds_with_imputation_from_the_manifest(tmp_path):

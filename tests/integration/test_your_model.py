@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from cli import edgectl
 
+from edge_convert.quiet import captured_output
 from edgectl.targets import parse_target
 
 pytestmark = pytest.mark.slow
@@ -266,6 +267,23 @@ def test_keras_on_raw_windows_to_int8(vibration, tmp_path):
     assert np.mean(got.argmax(axis=1) == native.argmax(axis=1)) >= 0.95
 
 
+def test_a_savedmodel_directory_to_int8(vibration, tmp_path):
+    work, data = vibration
+    spec, X, model = trained_keras(work, data, tmp_path, epochs=2)
+    with captured_output():
+        model.export(tmp_path / "saved")
+    manifest = converted(tmp_path / "saved", spec, data, tmp_path / "bundle", "-q")
+    stage = manifest["stages"][0]
+    assert stage["conversion"]["precision"] == "int8" and stage["conversion"]["decision_agreement"] >= 0.95
+    preds = serve(tmp_path / "bundle", data, tmp_path / "board")
+    native = np.asarray(model(X.astype(np.float32), training=False), dtype=np.float64)
+    assert len(preds) == len(X) and np.max(np.abs(np.array([p["scores"] for p in preds]) - native)) <= 0.125
+    (tmp_path / "empty").mkdir()
+    got = edgectl("convert", str(tmp_path / "empty"), "--spec", str(spec), "--data", str(data),
+                  "--out", str(tmp_path / "b"), "-q")  # fmt: skip
+    assert got.returncode == 1 and "a directory without saved_model.pb" in got.stderr
+
+
 def test_a_given_tflite_file_is_taken_as_it_is(vibration, tmp_path):
     import tensorflow as tf
 
@@ -284,7 +302,11 @@ def test_a_given_tflite_file_is_taken_as_it_is(vibration, tmp_path):
     (tmp_path / "wrong.toml").write_text(wrong)
     got = edgectl("convert", str(tmp_path / "model.tflite"), "--spec", str(tmp_path / "wrong.toml"),
                   "--data", str(data), "--out", str(tmp_path / "b"), "-q")  # fmt: skip
-    assert got.returncode == 1 and "the model's input shape is (30, 4), the spec gives" in got.stderr
+    assert (
+        got.returncode == 1
+        and "the model's input shape is (30, 4); the spec gives a raw window (length, columns) of shape (20, 4)"
+        in got.stderr
+    )
 
 
 def test_lightgbm_categorical_splits_compile_linear_trees_are_refused_and_a_profile_cross_builds(vibration, tmp_path):
@@ -338,3 +360,30 @@ def test_train_fits_a_reference_model_on_any_spec_and_converts_it(vibration, tmp
     result = json.loads(bench.stdout)["results"][0]
     assert result["accuracy"]["all_windows"]["n"] == len(preds) and result["accuracy"]["all_windows"]["mae"] >= 0
     assert "labels from column wear_pct" in result["accuracy_note"]
+    assert manifest["stages"][0]["validation"]["method"] == "out-of-fold, 5 folds by stream"
+
+
+def test_train_fits_a_neural_model_on_the_raw_window_of_a_features_spec(vibration, tmp_path):
+    import keras
+
+    work, data = vibration
+    spec = spec_for(work, "multiclass")
+    got = edgectl("train", str(spec), "--data", str(data), "--model", "attention", "--out", str(tmp_path / "b"), "-q")
+    assert got.returncode == 0, got.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    stage = manifest["stages"][0]
+    assert stage["kind"] == "tflite" and stage["input"] == "window" and stage["outputs"] == 3
+    assert stage["validation"]["method"] == "out-of-fold, 3 folds by stream" and "macro_f1" in stage["validation"]
+    X, _ = raw_windows(raw_spec(work), data, tmp_path / "windows.npz")  # the same windows, as a user reads them
+    model = keras.models.load_model(tmp_path / "b.model.keras")
+    native = np.asarray(model(X.astype(np.float32), training=False), dtype=np.float64)
+    preds = serve(tmp_path / "b", data, tmp_path / "board")
+    got = np.array([p["scores"] for p in preds])
+    assert len(preds) == len(X) and np.max(np.abs(got - native)) <= stage["tolerance"]
+    short = spec_for(work, "binary").read_text().replace("length = 30", "length = 4")
+    (tmp_path / "short.toml").write_text(short)
+    labelled = with_bearing_column(data, tmp_path / "d.csv")
+    refused = edgectl("train", str(tmp_path / "short.toml"), "--data", str(labelled), "--model", "conv1d",
+                      "--out", str(tmp_path / "c"), "-q")  # fmt: skip
+    assert refused.returncode == 1 and "conv1d needs windows of at least 9 samples" in refused.stderr
+    assert not (tmp_path / "c").exists()

@@ -64,31 +64,35 @@ def build(
     as_json,
     quiet,
 ):
-    """Train a model on C-MAPSS data and build a bundle for the board.
+    """The C-MAPSS recipe: train a model on C-MAPSS data and build a bundle for the board.
 
-    Models: xgboost, random-forest, extra-trees, gradient-boosting,
-    hist-gradient-boosting (compiled C through TL2cgen), conv1d and attention
-    (TFLite INT8), and cascade (xgboost answers, --stage2 takes the uncertain windows).
+    Writes the training split as a CSV with a label column and a spec for it (OUT-data/), then
+    trains and converts exactly as `edgectl train` does. Models: xgboost, random-forest,
+    extra-trees, gradient-boosting, hist-gradient-boosting (compiled C through TL2cgen), conv1d
+    and attention (TFLite INT8), and cascade (xgboost answers, --stage2 takes the uncertain windows).
     """
     from edgectl import build as builder
-    from edgectl import cascade, inspect_bundle, profiles
+    from edgectl import convert, inspect_bundle, profiles
     from edgectl.data import cmapss, synthetic
+    from edgectl.recipes import cmapss as recipe
 
     progress = Progress(quiet)
     key = _signing().load_private_key(sign_key) if sign_key else None  # a bad key fails before a long build
     chosen = [profiles.get(name) for name in profile_names]
+    if kind != "cascade":
+        builder.check_kind(kind)
     if kind not in builder.train.NEURAL_KINDS:
-        builder.check_toolchains(chosen)  # before data is written or a model trained
+        convert.check_toolchains(chosen)  # before data is written or a model trained
     if data is None:
         data = synthetic.write_subset(Path(out).with_name(Path(out).name + "-data"), subset)
         progress.say(f"no --data: synthetic fleet written to {data}")
     train_split, _ = cmapss.load(data, subset)
     settings = {"window": window, "stride": stride, "horizon": horizon}
-    settings["drift_settings"] = {"psi_threshold": drift_psi, "psi_window": drift_window}
+    drift = {"psi_threshold": drift_psi, "psi_window": drift_window}
     if kind == "cascade":
-        cascade.build(train_split, out, stage2, cascade_tolerance, chosen, progress.say, **settings)
+        recipe.build_cascade(train_split, out, stage2, cascade_tolerance, chosen, progress.say, drift, **settings)
     else:
-        builder.build(train_split, kind, out, profiles=chosen, progress=progress.say, **settings)
+        recipe.build_bundle(train_split, kind, out, **settings, profiles=chosen, say=progress.say, drift_settings=drift)
     if key is not None:
         progress.say(f"signed {out} with key {_signing().sign_bundle(out, key)}")
     emit(inspect_bundle.summary(out), as_json, _render_inspect)
@@ -177,6 +181,8 @@ def _self_test_text(result):
 
 
 def _render_inspect(info):
+    from edgectl import inspect_bundle
+
     head = [
         f"bundle     {info['bundle_id']}  (format {info['format_version']}, checksums {info['checksums']})",
         f"path       {info['path']}",
@@ -193,16 +199,16 @@ def _render_inspect(info):
         check = ""
         if s["parity"]:
             check = "parity " + ", ".join(f"{a} {_parity_text(p)}" for a, p in s["parity"].items())
-        if s["int8_report"]:
-            r = s["int8_report"]
-            float_ops = ",".join(r["float_ops"]) or "none"
-            check = f"int8 diff {r['max_abs_diff']:.3f}, agree {r['decision_agreement']:.1%}, float ops {float_ops}"
-        val = s["validation"] or {}
-        rows.append(
-            {**s, "archs": ",".join(s["archs"]), "kb": s["model_bytes"] / 1024, "f1": val.get("f1"), "check": check}
-        )
+        if s["conversion"]:
+            r = s["conversion"]
+            check = r.get("precision", "int8") + " float ops " + (",".join(r["float_ops"]) or "none")
+            if "max_abs_diff" in r:
+                check += f", diff {r['max_abs_diff']:.3f}, agree {r['decision_agreement']:.1%}"
+        rows.append({**s, "archs": ",".join(s["archs"]), "kb": s["model_bytes"] / 1024, "check": check,
+                     "validation": inspect_bundle.validation_text(s["validation"] or {})})  # fmt: skip
     columns = [("name", "stage", ""), ("kind", "kind", ""), ("archs", "archs", ""), ("kb", "KB", ".1f"),
-               ("threshold", "threshold", ".4f"), ("f1", "F1 (cv)", ".3f"), ("check", "build checks", "")]  # fmt: skip
+               ("threshold", "threshold", ".4f"), ("validation", "validation", ""),
+               ("check", "build checks", "")]  # fmt: skip
     text = "\n".join(head) + "\n" + table(rows, columns)
     if info.get("cascade"):
         text += "\n\n" + _cascade_text(info["cascade"])

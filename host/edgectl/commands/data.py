@@ -6,7 +6,7 @@ import click
 
 from edgectl.commands.options import json_option, quiet_option
 from edgectl.console import Progress, emit
-from edgectl.train import TREE_KINDS
+from edgectl.train import MODEL_KINDS
 
 
 @click.command()
@@ -95,43 +95,26 @@ def convert(model, spec_path, data, out, profile_names, allow_pickle, precision,
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
               help="CSV training data with the spec's label column.")  # fmt: skip
-@click.option("--model", "kind", default="xgboost", show_default=True,
-              type=click.Choice(TREE_KINDS),
-              help="The reference tree model to train.")  # fmt: skip
+@click.option("--model", "kind", default="xgboost", show_default=True, type=click.Choice(MODEL_KINDS),
+              help="The reference model to train: a tree ensemble on window features, or a neural model "
+              "(conv1d, attention) on the raw window.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
 @click.option("--profile", "profile_names", multiple=True, help="Board profile to cross-build for (repeatable).")
 @json_option
 @quiet_option
 def train(spec_path, data, kind, out, profile_names, as_json, quiet):
-    """Train a reference tree model on DATA's window features under SPEC, then convert it.
+    """Train a reference model on DATA under SPEC, then convert it.
 
-    Writes the model file beside the bundle (OUT.model.json or OUT.model.skops) and converts
-    that file exactly as `edgectl convert` would. Every label in DATA is used: hold out your
-    own test data and score the bundle on it with `edgectl run` or `bench`.
+    Cross-validation by stream gives every window an out-of-fold score: a binary task's threshold is
+    chosen on those, and they are the validation in the manifest. The final model, trained on every
+    window, is written beside the bundle (OUT.model.json, .skops or .keras) and converted exactly as
+    `edgectl convert` would. Hold out your own test data and score the bundle on it with `edgectl run`
+    or `bench`.
     """
-    import numpy as np
-
-    from edgectl import convert as converter
-    from edgectl import dataset, inspect_bundle, profiles
-    from edgectl import spec as specs
-    from edgectl import train as trainers
+    from edgectl import build, inspect_bundle, profiles
     from edgectl.commands.bundles import _render_inspect
-    from edgectl.errors import EdgectlError
 
     progress = Progress(quiet)
-    spec = specs.load(spec_path)
     chosen = [profiles.get(name) for name in profile_names]
-    if spec["window"]["features"] == "raw":
-        raise EdgectlError(f'{spec_path}: the reference trainers are tree models on window features, not "raw"')
-    if not spec["output"]["label"]:
-        raise EdgectlError(f"{spec_path}: [output] label is needed to train")
-    converter.check_toolchains(chosen)
-    ds = dataset.load(spec, data)
-    if len(np.unique(ds.y)) < 2:
-        raise EdgectlError(f"{data}: the windows' labels take one value only; nothing to learn")
-    progress.say(f"training {kind} on {len(ds.y)} windows of {data}")
-    model = trainers.train_trees(kind, ds.X, ds.y, task=spec["output"]["task"])
-    model_file = trainers.save_model(model, Path(str(out).rstrip("/") + ".model"))
-    progress.say(f"model written to {model_file}; converting it")
-    converter.convert(model_file, spec_path, data, out, chosen, say=progress.say)
+    build.train_bundle(spec_path, data, kind, out, chosen, say=progress.say)
     emit(inspect_bundle.summary(out), as_json, _render_inspect)

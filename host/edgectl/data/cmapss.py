@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_agent.samples import field_text
 from edgectl.errors import EdgectlError
 
 COLUMNS = ["unit", "cycle", "setting1", "setting2", "setting3"] + [f"s{i}" for i in range(1, 22)]
@@ -85,6 +86,36 @@ def load(data_dir, subset="FD001"):
 def labels(rul, horizon=30):
     """1 where the unit fails within `horizon` cycles, else 0."""
     return (np.asarray(rul) <= horizon).astype(np.int8)
+
+
+LABEL = "fails_within_{}"  # the label column the recipe writes: 1 when the unit fails within that many cycles
+
+
+def label_horizon(manifest):
+    """The horizon of a C-MAPSS bundle's label (version 3: its label column's name; before: label.horizon)."""
+    if "horizon" in manifest.get("label", {}):
+        return manifest["label"]["horizon"]
+    name = manifest.get("output", {}).get("label") or ""
+    prefix = LABEL.format("")
+    return int(name[len(prefix) :]) if name.startswith(prefix) and name[len(prefix) :].isdigit() else None
+
+
+def label_lookup(split, input_spec, horizon):
+    """{(stream, t): label} for every row of a split, keyed as the agent names windows."""
+    stream_field = input_spec["stream_field"]
+    return {
+        (field_text(stream_field, row[0], input_spec), float(row[1])): int(y)
+        for row, y in zip(split.rows, labels(split.rul, horizon))
+    }
+
+
+def write_csv(path, split, horizon):
+    """Write a split as a CSV file with a header and the label column (what `edgectl train` reads)."""
+    with open(path, "w") as f:
+        f.write(",".join([*COLUMNS, LABEL.format(horizon)]) + "\n")
+        for row, y in zip(split.rows, labels(split.rul, horizon)):
+            f.write(",".join([str(int(row[0])), str(int(row[1])), *map(repr, row[2:].tolist()), str(int(y))]) + "\n")
+    return Path(path)
 
 
 def write_table(path, rows):

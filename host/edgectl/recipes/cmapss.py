@@ -1,15 +1,23 @@
 """C-MAPSS: reference models and cascades trained by engine unit, served on a board, scored from the agent's
-records (`edgectl demo` and `edgectl example cmapss`).
+records (`edgectl demo`, `edgectl example cmapss`, `edgectl build`).
 
-Synthetic fleet (or real C-MAPSS files) -> one bundle per model -> cascades joined
-from those builds (no retraining) -> each bundle deployed to the target -> the test
-split streamed through the agent -> accuracy and latency from its own records.
+C-MAPSS is one user of the general path: the training split is written as a CSV with a header and a
+"fails within H cycles" label column, a spec is written for it (informative sensors, per-condition
+scaling where the settings cluster, the cycle count as a feature), and `edgectl train`'s code trains,
+chooses the threshold out of fold by unit, and converts. The test split streams to the agent as the
+original files are: lines without a header, the CSV's columns in order.
 """
 
+import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from edge_agent import preprocess
 from edge_agent.manifest import load_bundle
+from edge_agent.windows import FEATURE_KINDS
 from edgectl import build, cascade, deploy, evaluate, inspect_bundle, runner
+from edgectl import spec as specs
 from edgectl.data import cmapss, synthetic
 from edgectl.targets.local import LocalTarget
 
@@ -31,9 +39,11 @@ def run(workdir, data_dir=None, subset="FD001", target=None, models=MODELS, casc
         say(f"synthetic fleet written to {data_dir}")
     train_split, test_split = cmapss.load(data_dir, subset)
     target = target or LocalTarget(workdir / "board")
+    spec_path, train_csv = prepare(train_split, workdir / "spec")
+    say(f"spec {spec_path} and training data {train_csv} written")
     built, rows = {}, []
     for kind in models:
-        built[kind] = build.build(train_split, kind, workdir / "bundles" / kind, progress=say)
+        built[kind] = build.train_bundle(spec_path, train_csv, kind, workdir / "bundles" / kind, say=say)
         rows.append(_measure(kind, built[kind].bundle_dir, target, test_split, workdir, progress))
     for first, second in cascades:
         name = f"cascade-{second}"
@@ -41,6 +51,63 @@ def run(workdir, data_dir=None, subset="FD001", target=None, models=MODELS, casc
         row = _measure(name, workdir / "bundles" / name, target, test_split, workdir, progress)
         rows.append(dict(row, calibrated_escalation=calibration["escalation"]))
     return {"data": str(data_dir), "subset": subset, "board": str(target), "models": rows}
+
+
+def prepare(split, folder, window=30, stride=1, horizon=30):
+    """Write the training split as FOLDER/train_FDxxx.csv (a header, the label column) and the spec fitted
+    on it as FOLDER/edgectl.toml; return both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = cmapss.write_csv(folder / split.path.with_suffix(".csv").name, split, horizon)
+    spec_path = specs.dump(pipeline_spec(split.rows, window, stride, horizon), folder / "edgectl.toml",
+                           f"C-MAPSS {split.path.name}: written by the recipe from its training rows")  # fmt: skip
+    return spec_path, csv_path
+
+
+def pipeline_spec(train_rows, window=30, stride=1, horizon=30):
+    """The spec of a C-MAPSS training split, chosen on its rows.
+
+    Sensors that vary are the inputs (flat ones carry nothing); they are standardized per
+    operating condition when the settings form a few tight clusters (FD002/FD004), otherwise over
+    all rows (FD001/FD003). The cycle count is known on the board and says much about wear: a feature.
+    """
+    columns = [name for name in cmapss.SENSORS if len(np.unique(train_rows[:, cmapss.COLUMNS.index(name)])) >= 10]
+    settings = train_rows[:, [cmapss.COLUMNS.index(name) for name in cmapss.SETTINGS]]
+    per_condition = preprocess.fit_conditions(settings, cmapss.SETTINGS) is not None
+    return {
+        "input": {
+            "format": "csv",
+            "columns": columns,
+            "stream": "unit",
+            "time": "cycle",
+            "settings": cmapss.SETTINGS if per_condition else [],
+        },  # fmt: skip
+        "window": {"length": window, "stride": stride, "features": list(FEATURE_KINDS), "time_feature": True},
+        "preprocessing": {"impute": "none", "scale": "per-condition" if per_condition else "standard"},
+        "output": {"task": "binary", "label": cmapss.LABEL.format(horizon), "classes": None, "threshold": None},
+    }
+
+
+def build_bundle(split, kind, out, window=30, stride=1, horizon=30, profiles=(), say=lambda msg: None,
+                 drift_settings=None):  # fmt: skip
+    """Train `kind` on a C-MAPSS training split through the general path; the spec and CSV go to OUT-data/."""
+    out = Path(out)
+    spec_path, csv_path = prepare(split, out.with_name(out.name + "-data"), window, stride, horizon)
+    return build.train_bundle(spec_path, csv_path, kind, out, profiles, say=say, drift_settings=drift_settings)
+
+
+def build_cascade(split, out, stage2="conv1d", tolerance=cascade.TOLERANCE, profiles=(), say=lambda msg: None,
+                  drift_settings=None, **window):  # fmt: skip
+    """XGBoost and `stage2` on one C-MAPSS training split, joined into a cascade at out.
+    Returns (manifest, calibration)."""
+    out = Path(out)
+    spec_path, csv_path = prepare(split, out.with_name(out.name + "-data"), **window)
+    with tempfile.TemporaryDirectory() as work:  # the one-stage bundles are copied into the cascade
+        first = build.train_bundle(spec_path, csv_path, "xgboost", Path(work) / "xgboost", profiles, say=say,
+                                   drift_settings=drift_settings)  # fmt: skip
+        second = build.train_bundle(spec_path, csv_path, stage2, Path(work) / stage2, say=say,
+                                    drift_settings=drift_settings)  # fmt: skip
+        return cascade.join(first, second, out, tolerance, say)
 
 
 def _conditions(subset):
@@ -63,7 +130,7 @@ def row(name, bundle_dir, records, test_split):
     """One table row from a bundle and the agent's records of a labelled C-MAPSS test split."""
     info = inspect_bundle.summary(bundle_dir)
     manifest = load_bundle(bundle_dir)
-    lookup = evaluate.label_lookup(test_split, manifest["input"], manifest["label"]["horizon"])
+    lookup = cmapss.label_lookup(test_split, manifest["input"], cmapss.label_horizon(manifest))
     acc = evaluate.accuracy(records, lookup)
     lat = evaluate.latency(records)
     return {

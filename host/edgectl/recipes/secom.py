@@ -13,18 +13,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from edge_agent import metrics, preprocess
+from edge_agent import metrics
 from edge_agent.samples import format_line
-from edge_agent.windows import feature_names
 from edgectl import build, deploy, evaluate, inspect_bundle, runner
+from edgectl import spec as specs
 from edgectl.data import secom
 from edgectl.targets.local import LocalTarget
-from edgectl.windowing import make_windows
 
 FOLDS = 5
 MAX_MISSING = 0.5  # columns missing more often than this in training are dropped
-GOLDEN_ROWS = 20
 FIELDS = ["lot", "index", *secom.FEATURES]  # one stream ("lot" 1) in file order: the agent's stream and time
+LABEL = "fails"
 
 
 def run(workdir, data_dir=None, target=None, kind="xgboost", seed=0, progress=None):
@@ -41,11 +40,13 @@ def run(workdir, data_dir=None, target=None, kind="xgboost", seed=0, progress=No
     folds = []
     for k, (train, test) in enumerate(split):
         say(f"fold {k + 1}/{FOLDS}: {len(train)} training rows ({int(data.y[train].sum())} fails), {len(test)} test")
+        folder = workdir / f"fold{k + 1}"
+        spec_path, csv_path = prepare(rows[train], data.y[train], folder)
         bundle_dir = workdir / "bundles" / f"{kind}-fold{k + 1}"
-        training = training_set(rows[train], data.y[train], seed)
-        build.build_stage(training, kind, bundle_dir, say=say)
+        result = build.train_bundle(spec_path, csv_path, kind, bundle_dir, fold=inner_folds(data.y[train], seed),
+                                    say=say)  # fmt: skip
         deploy.deploy(bundle_dir, target, say)
-        records = _serve(target, rows[test], training.spec, workdir / f"fold{k + 1}")
+        records = _serve(target, rows[test], result.manifest["input"], folder)
         folds.append(_fold_row(k + 1, bundle_dir, records, data.y[test], rows[test]))
     return {"data": str(data_dir), "board": str(target), "model": kind, "folds": folds, "summary": _summary(folds)}
 
@@ -55,8 +56,23 @@ def table_rows(X):
     return np.column_stack([np.ones(len(X)), np.arange(len(X)), X])
 
 
+def prepare(train_rows, y, folder):
+    """Write the training rows as FOLDER/train.csv (a header, the label column) and the spec chosen on them
+    as FOLDER/edgectl.toml; return both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = folder / "train.csv"
+    spec = {"input": {"fields": FIELDS, "stream_field": "lot", "time_field": "index"}}
+    with open(csv_path, "w") as f:
+        f.write(",".join([*FIELDS, LABEL]) + "\n")
+        f.writelines(f"{format_line(row, spec['input'])},{int(label)}\n" for row, label in zip(train_rows, y))
+    spec_path = specs.dump(pipeline_spec(train_rows), folder / "edgectl.toml",
+                           "SECOM: written by the recipe from one fold's training rows")  # fmt: skip
+    return spec_path, csv_path
+
+
 def pipeline_spec(train_rows):
-    """Manifest sections for SECOM: one-sample windows of the kept readings, imputed and scaled."""
+    """The spec of SECOM training rows: one-sample windows of the readings that are present and vary, imputed
+    (median) and scaled."""
     X = train_rows[:, 2:]
     missing = np.isnan(X).mean(axis=0)
     kept = [
@@ -64,35 +80,25 @@ def pipeline_spec(train_rows):
         for i, name in enumerate(secom.FEATURES)
         if missing[i] <= MAX_MISSING and len(np.unique(X[~np.isnan(X[:, i]), i])) >= 2
     ]
-    cols = [secom.FEATURES.index(name) for name in kept]
     return {
-        "input": {"fields": FIELDS, "stream_field": "lot", "time_field": "index", "features": kept},
-        "window": {"length": 1, "stride": 1},
-        "preprocessing": preprocess.fit(X[:, cols], kept, impute=True),
-        "features": {"kinds": ["last"], "time": None, "names": feature_names(kept, kinds=("last",))},
-        "label": {"name": "wafer fails the in-line test"},
+        "input": {"format": "csv", "columns": kept, "stream": "lot", "time": "index", "settings": []},
+        "window": {"length": 1, "stride": 1, "features": ["last"], "time_feature": False},
+        "preprocessing": {"impute": "median", "scale": "standard"},
+        "output": {"task": "binary", "label": LABEL, "classes": None, "threshold": None},
     }
 
 
-def training_set(train_rows, y, seed):
-    """A TrainingSet whose threshold folds are stratified inside the training rows."""
-    spec = pipeline_spec(train_rows)
+def inner_folds(y, seed):
+    """Threshold folds stratified inside the training rows (one row, one window)."""
     inner = np.zeros(len(y), dtype=int)
-    for k, (_, part) in enumerate(StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(train_rows, y)):
+    for k, (_, part) in enumerate(StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(y, y)):
         inner[part] = k
-    return build.TrainingSet(
-        spec=spec,
-        windows=make_windows(train_rows, spec, keep_raw=False),
-        y=y,
-        fold=inner,
-        golden_rows=train_rows[:GOLDEN_ROWS],
-    )
+    return inner
 
 
-def _serve(target, test_rows, spec, folder):
-    folder.mkdir(parents=True, exist_ok=True)
+def _serve(target, test_rows, input_spec, folder):
     lines = folder / "test.csv"
-    lines.write_text("".join(format_line(row, spec["input"]) + "\n" for row in test_rows))
+    lines.write_text("".join(format_line(row, input_spec) + "\n" for row in test_rows))
     with open(folder / "records.jsonl", "w") as out:
         return runner.stream_file(target, lines, out=out)
 
