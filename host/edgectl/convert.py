@@ -208,6 +208,7 @@ def _golden(spec, ds, name, stage_input, outputs_of):
 INT8_TOLERANCE = 0.125  # a probability, per window: x86 and ARM int8 kernels differ now and then (NOTES-ARM)
 INT8_MEAN_TOLERANCE = 0.01
 FLOAT_TOLERANCE = 1e-4
+MIN_AGREEMENT = 0.97  # of decisions, Keras against TFLite, on the windows of --data
 
 
 def _write_neural(model, name, model_path, spec, ds, stage_input, work, precision, say, fitted):
@@ -249,15 +250,21 @@ def _write_neural(model, name, model_path, spec, ds, stage_input, work, precisio
     threshold = fitted.get("threshold", spec["output"]["threshold"])
     if native is not None:
         diff = np.abs(native - outputs)
-        report.update(max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+        # INT8 rounds a window now and then far more than the rest (0.19 on 1 of 17,731 FD001 windows):
+        # its bound is on the 99th percentile, beside the mean and the decisions; float32 on every window.
+        bound = float(np.percentile(diff, 99)) if int8 else float(diff.max())
+        report.update(max_abs_diff=float(diff.max()), p99_abs_diff=float(np.percentile(diff, 99)),
+                      mean_abs_diff=float(diff.mean()),
                       decision_agreement=_agreement(task, native, outputs, threshold))  # fmt: skip
-        say(f"TFLite vs Keras on {len(outputs)} windows: max abs diff {diff.max():.3g}, "
-            f"decisions agree on {report['decision_agreement']:.1%}; ops {', '.join(report['ops'])}")  # fmt: skip
-        if diff.max() > tolerance or diff.mean() > mean_tolerance:
+        say(f"TFLite vs Keras on {len(outputs)} windows: max abs diff {diff.max():.3g}, 99th percentile "
+            f"{report['p99_abs_diff']:.3g}, decisions agree on {report['decision_agreement']:.1%}; "
+            f"ops {', '.join(report['ops'])}")  # fmt: skip
+        if bound > tolerance or diff.mean() > mean_tolerance or report["decision_agreement"] < MIN_AGREEMENT:
             raise EdgectlError(
-                f"{model_path}: the TFLite model differs from the Keras model by {diff.max():.3g} at most and "
-                f"{diff.mean():.3g} on average over {len(outputs)} windows (allowed {tolerance:.3g} and "
-                f"{mean_tolerance:.3g}); try --precision float32"
+                f"{model_path}: the TFLite model differs from the Keras model by {bound:.3g} "
+                f"({'99th percentile' if int8 else 'at most'}) and {diff.mean():.3g} on average over {len(outputs)} "
+                f"windows, decisions agree on {report['decision_agreement']:.1%} (allowed {tolerance:.3g}, "
+                f"{mean_tolerance:.3g}, {MIN_AGREEMENT:.0%}); try --precision float32"
             )
     classes = spec["output"]["classes"]
     stage = {

@@ -14,7 +14,7 @@ from cli import edgectl
 from conftest import missing
 
 from edge_convert import bundle
-from edgectl import bench, bench_report, profiles
+from edgectl import bench, bench_report, cascade, profiles
 from edgectl.targets import parse_target
 
 QUICK = ["--warmup", "20", "--min-queries", "300", "--min-duration", "0.3"]
@@ -223,7 +223,7 @@ def cascade_dir(xgb_build, conv1d_build, tmp_path_factory):
     for result in (xgb_build, conv1d_build):
         stages.append(result.manifest["stages"][0])
         shutil.copytree(result.bundle_dir / stages[-1]["name"], out / stages[-1]["name"])
-    spec = {k: xgb_build.manifest[k] for k in ("input", "window", "preprocessing", "features", "label")}
+    spec = {k: xgb_build.manifest[k] for k in cascade.SPEC_KEYS}
     bundle.write_bundle(out, "cascade", spec, stages, golden, {"model": "cascade"}, cascade={"low": 0.05, "high": 0.6})
     return out
 
