@@ -6,13 +6,13 @@ BIN    := $(VENV)/bin
 .PHONY: demo test test-fast lint format bench clean system-deps
 
 # The host environment: edgectl, the agent, TensorFlow (converter only), Treelite/TL2cgen, XGBoost.
-$(VENV)/.host: pyproject.toml
+$(VENV)/.host: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[host]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[host]"
 	touch $@
 
 $(VENV)/.test: $(VENV)/.host
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[host,test]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[host,test]"
 	touch $@
 
 # sshd, cross compilers, qemu-user, debootstrap for the test boards (installed when root).
@@ -40,7 +40,7 @@ format: $(VENV)/.test
 
 # onnxruntime, onnxmltools and onnx: the comparisons the benchmarks make beside the agent's runtimes.
 $(VENV)/.bench: $(VENV)/.host
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[host,bench]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[host,bench]"
 	touch $@
 
 bench: $(VENV)/.bench

@@ -331,7 +331,7 @@ def parity(model, lib_path, X, task="binary"):
     if not diff <= PARITY_LIMIT:
         raise ConversionError(
             f"{lib_path}: compiled model differs from the native model by {diff:.3g} "
-            f"(limit {PARITY_LIMIT}) on {len(X)} held-out rows"
+            f"(limit {PARITY_LIMIT}) on {len(X)} rows of the data"
         )
     return {"rows": len(X), "max_abs_diff": diff, "limit": PARITY_LIMIT, "status": "ok"}
 

@@ -11,7 +11,7 @@ from edge_agent import __version__
 from edge_agent.errors import AgentError, BundleError
 from edge_agent.manifest import task_of
 from edge_agent.notify import Notifier
-from edge_agent.pipeline import Pipeline
+from edge_agent.pipeline import Pipeline, plan_of
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError
 from edge_agent.selftest import run_selftest
@@ -19,7 +19,6 @@ from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle
 from edge_agent.sources import open_source
 from edge_agent.streams import DEFAULT_SILENT_AFTER_S, StreamWatch
 from edge_agent.telemetry import Stats, record, write_record
-from edge_agent.windows import FEATURE_KINDS
 
 
 def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS):
@@ -76,8 +75,7 @@ def _check_input_count(manifest, spec, stage):
     if spec["input"] == "window":
         want, what = manifest["window"]["length"] * n, f"a window of {manifest['window']['length']} x {n}"
     else:
-        kinds = manifest["features"].get("kinds", FEATURE_KINDS)
-        want = n * len(kinds) + (1 if manifest["features"].get("time") else 0)
+        want = plan_of(manifest).n_features
         what = f"{want} window features"
     if stage.n_inputs != want:
         raise BundleError(f"stage {spec['name']!r}: the model takes {stage.n_inputs} inputs, the manifest gives {what}")
@@ -171,8 +169,10 @@ def run(
     if source.startswith("serial:"):
         from edge_agent.serial_link import SerialLink  # pyserial and cobs: only boards with a UART link
 
+        # The journal keeps each stream's last samples for the longest span the features read (rolling
+        # kinds come back exactly; whole-history kinds restart from those samples).
         link = SerialLink(source, journal_dir or Path(state_dir or ".") / "journal",
-                          pipeline.windows.length, stream_of=_stream_key(pipeline))  # fmt: skip
+                          pipeline.windows.plan.ring, stream_of=_stream_key(pipeline))  # fmt: skip
         _rebuild_windows(pipeline, link.replay_lines())
         pipeline.events.clear()  # drift and silence seen in the replay were reported before the restart
         src = link

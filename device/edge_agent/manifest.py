@@ -12,16 +12,18 @@ from pathlib import Path
 
 from edge_agent import schema
 from edge_agent.errors import BundleError
-from edge_agent.windows import FEATURE_KINDS
+from edge_agent.windows import ALL_FEATURE_KINDS, FEATURE_KINDS, Plan
 
 FORMAT = "edgectl-bundle"
 # Version 2 added operating conditions in "preprocessing", selectable feature kinds
 # and windows of one sample (tabular data such as SECOM). Version 3 added "output"
 # (the task: binary, multiclass, regression; class names), stages with several
 # outputs, the min/max/rms feature kinds, and an optional stream and time field.
-# Each version is a valid later version, so the agent reads all three.
-FORMAT_VERSION = 3
-READS_VERSIONS = (1, 2, 3)
+# Version 4 added history feature kinds (mean:K, slope:all, ewm:S, base:N, peak:K, A-B)
+# and derived channels ("features.channels"). Each version is a valid later version,
+# so the agent reads all four.
+FORMAT_VERSION = 4
+READS_VERSIONS = (1, 2, 3, 4)
 TASKS = ("binary", "multiclass", "regression")
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"  # detached Ed25519 signature of manifest.json's bytes (edge_agent.signature)
@@ -129,12 +131,7 @@ def _cross_check(m, where):
     if m["window"]["length"] * n > MAX_WINDOW_VALUES:
         refuse(f"window.length {m['window']['length']} x {n} features is over {MAX_WINDOW_VALUES} values a stream")
     _check_preprocessing(m["preprocessing"], fields, features, refuse)
-    kinds = m["features"].get("kinds", FEATURE_KINDS)
-    if m["format_version"] < 3 and not set(kinds) <= set(FEATURE_KINDS):
-        refuse(f"features.kinds: {', '.join(sorted(set(kinds) - set(FEATURE_KINDS)))} need format version 3")
-    if len(set(kinds)) != len(kinds):
-        refuse("features.kinds names a kind twice")
-    n_inputs = n * len(kinds) + (1 if m["features"].get("time") else 0)
+    n_inputs = _check_features(m, n, refuse)
     names = m["features"].get("names")
     if names is not None and len(names) != n_inputs:
         refuse(f"features.names lists {len(names)} names, the windows give {n_inputs} features")
@@ -152,6 +149,37 @@ def _cross_check(m, where):
     for rel in m["files"]:
         if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts or "\\" in rel:
             refuse(f"file entry {rel!r} points outside the bundle")
+
+
+def _check_features(m, n, refuse):
+    """The feature kinds and derived channels; returns the number of features the windows give."""
+    kinds = m["features"].get("kinds", FEATURE_KINDS)
+    channels = m["features"].get("channels", [])
+    version = m["format_version"]
+    for kind in [*kinds, *(k for ch in channels for k in ch["kinds"])]:
+        allowed = FEATURE_KINDS if version < 3 else ALL_FEATURE_KINDS if version < 4 else None
+        if allowed is not None and kind not in allowed:
+            refuse(f"features.kinds: {kind!r} needs format version {3 if version < 3 else 4}")
+    if channels and version < 4:
+        refuse("features.channels need format version 4")
+    for what, names in [
+        ("features.kinds", kinds),
+        *((f"channel {ch['name']!r} kinds", ch["kinds"]) for ch in channels),
+    ]:
+        if len(set(names)) != len(names):
+            refuse(f"{what} names a kind twice")
+    if len({ch["name"] for ch in channels}) != len(channels):
+        refuse("features.channels names a channel twice")
+    if any(len(ch["weights"]) != n for ch in channels):
+        refuse("a derived channel needs one weight per input feature")
+    try:
+        plan = Plan(m["window"]["length"], m["window"]["stride"], n, bool(m["features"].get("time")), kinds, channels)
+    except ValueError as exc:
+        refuse(f"features: {exc}")
+    if plan.ring * plan.n_channels > MAX_WINDOW_VALUES:
+        refuse(f"the longest span ({plan.ring} samples) x {plan.n_channels} channels is over {MAX_WINDOW_VALUES} "
+               "values a stream")  # fmt: skip
+    return plan.n_features
 
 
 def _check_preprocessing(prep, fields, features, refuse):

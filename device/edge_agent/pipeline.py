@@ -12,7 +12,7 @@ from edge_agent.manifest import task_of
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError, SampleParser
 from edge_agent.telemetry import record, rss_kb
-from edge_agent.windows import FEATURE_KINDS, WindowSet
+from edge_agent.windows import FEATURE_KINDS, Plan, WindowSet
 
 RSS_EVERY = 256  # windows between RSS reads
 
@@ -121,8 +121,11 @@ class Pipeline:
     def _push(self, sample):
         """Add a sample to its stream's window; return the window if one is complete."""
         window = self.windows.get(sample.stream)
-        if window.count and sample.time <= window.time:
+        admitted = window.admit(sample.time)
+        if admitted == "stale":
             raise _stale(sample, window.time)  # repeated or out of order: the window stays as it was
+        if admitted == "restart":
+            window.reset()  # the stream's time went back to its start: a new run
         if self.watch:
             self.watch.seen(sample.stream)
         x = self.prep.apply(sample.values, sample.settings)
@@ -150,14 +153,19 @@ def outcome(task, out, threshold, classes=None):
 
 def window_set(manifest, max_streams):
     """The per-stream windows a manifest asks for (host and board build them here)."""
+    return WindowSet(plan_of(manifest), max_streams)
+
+
+def plan_of(manifest):
+    """What each stream computes: the window, the feature kinds per input column, the derived channels."""
     window, features = manifest["window"], manifest["features"]
-    return WindowSet(
+    return Plan(
         window["length"],
         window["stride"],
         len(manifest["input"]["features"]),
         with_time=bool(features.get("time")),
-        max_streams=max_streams,
         kinds=features.get("kinds", FEATURE_KINDS),
+        channels=features.get("channels", ()),
     )
 
 

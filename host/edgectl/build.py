@@ -81,7 +81,8 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     model_file = train.save_model(model, Path(str(out).rstrip("/") + ".model"))
     say(f"model written to {model_file}; converting it")
-    fitted = {"threshold": threshold, "validation": report, "scores": oof}
+    training = {"kind": kind, "seed": 0, "threads": train.threads(kind, len(y)), "folds": len(folds)}
+    fitted = {"threshold": threshold, "validation": report, "scores": oof, "training": training}
     manifest = convert.convert(model_file, spec, data, out, profiles, say=say, ds=ds, fitted=fitted,
                                drift_settings=drift_settings, name=kind)  # fmt: skip
     return BuildResult(Path(out), manifest, model, report, oof, y, model_file)

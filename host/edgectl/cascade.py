@@ -17,7 +17,7 @@ from edge_convert import bundle
 from edgectl.convert import fresh_dir
 from edgectl.errors import EdgectlError
 
-TOLERANCE = 0.005  # F1 the cascade may give up against the better single stage
+TOLERANCE = 0.0  # F1 the cascade may give up against the better single stage (out of fold)
 EDGES = 200  # candidate band edges: quantiles of stage 1's out-of-fold scores
 CURVE_STEPS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
 SPEC_KEYS = ("input", "window", "preprocessing", "features", "output")
@@ -91,8 +91,10 @@ def join(first, second, out_dir, tolerance=TOLERANCE, say=lambda msg: None):
     if spec != {key: second.manifest[key] for key in SPEC_KEYS} or not np.array_equal(first.y, second.y):
         raise EdgectlError("the two stages were built from different data or windows; build both from one split")
     stages = [first.manifest["stages"][0], second.manifest["stages"][0]]
-    if stages[0]["kind"] != "tree-lib" or stages[1]["kind"] != "tflite":
-        raise EdgectlError("a cascade joins a tree model (stage 1) and a TFLite model (stage 2)")
+    if stages[0]["kind"] != "tree-lib":
+        raise EdgectlError("a cascade's stage 1 is a tree model (it answers every window, in microseconds)")
+    if stages[0]["name"] == stages[1]["name"]:
+        raise EdgectlError(f"both stages are named {stages[0]['name']!r}: a cascade joins two different models")
     calibration = calibrate(
         first.y, (first.oof, stages[0]["threshold"]), (second.oof, stages[1]["threshold"]), tolerance
     )
@@ -101,6 +103,9 @@ def join(first, second, out_dir, tolerance=TOLERANCE, say=lambda msg: None):
         f"{calibration['escalation']:.1%} of windows escalated, F1 {calibration['f1']:.3f} "
         "(stage 1 alone {stage1:.3f}, stage 2 alone {stage2:.3f})".format(**calibration["f1_single"])
     )
+    advice = _advice(calibration)
+    if advice:
+        say(advice)
     out_dir = fresh_dir(Path(out_dir))
     for result, stage in ((first, stages[0]), (second, stages[1])):
         shutil.copytree(result.bundle_dir / stage["name"], out_dir / stage["name"])
@@ -114,6 +119,19 @@ def join(first, second, out_dir, tolerance=TOLERANCE, say=lambda msg: None):
     manifest = bundle.write_bundle(out_dir, name, dict(spec, drift=monitor), stages, golden, built_with, cascade=band)
     say(f"bundle {manifest['bundle_id']} written to {out_dir}")
     return manifest, calibration
+
+
+def _advice(calibration):
+    """What to serve instead when the cascade does not pay, or None."""
+    single = calibration["f1_single"]
+    if calibration["escalation"] == 0:
+        return "the cascade escalates nothing: stage 1 alone is as good (out of fold); serve stage 1 alone"
+    if calibration["escalation"] >= 0.5:
+        return (f"the cascade escalates {calibration['escalation']:.0%} of windows: it costs about what stage 2 "
+                "alone does; serve stage 2 alone")  # fmt: skip
+    if calibration["f1"] < single["stage2"]:
+        return "the cascade is less accurate than stage 2 alone (out of fold); serve stage 2 alone"
+    return None
 
 
 def _without(d, *keys):

@@ -164,7 +164,7 @@ def _write(model, name, model_path, spec, ds, work, profiles, say, fitted):
     _decide(stage, task, spec, ds, outputs, fitted)
     golden = _golden(spec, ds, name, "features", lambda X: trees.native_outputs(model, X, task))
     built_with = {"model": type(model).__name__, "model_file": Path(model_path).name, "versions": _versions(),
-                  "profiles": [p["name"] for p in profiles]}  # fmt: skip
+                  "profiles": [p["name"] for p in profiles], **_training(fitted)}  # fmt: skip
     return _write_bundle(work, name, spec, ds, stage, golden, built_with, fitted.get("scores", outputs), fitted)
 
 
@@ -280,7 +280,8 @@ def _write_neural(model, name, model_path, spec, ds, stage_input, work, precisio
     }
     _decide(stage, task, spec, ds, outputs, fitted)
     golden = _golden(spec, ds, name, stage_input, lambda X: tflite.tflite_outputs(path, X)[0])
-    built_with = {"model": kind, "model_file": Path(model_path).name, "versions": _versions(), "profiles": []}
+    built_with = {"model": kind, "model_file": Path(model_path).name, "versions": _versions(), "profiles": [],
+                  **_training(fitted)}  # fmt: skip
     return _write_bundle(work, name, spec, ds, stage, golden, built_with, fitted.get("scores", outputs), fitted)
 
 
@@ -339,10 +340,16 @@ def validation(
     return {**metrics.classification(y.astype(int), out >= threshold), "method": method}
 
 
+def _training(fitted):
+    """How `edgectl train` trained the model (kind, seed, threads, folds): nothing for a user's own model."""
+    return {"training": fitted["training"]} if "training" in fitted else {}
+
+
 def _versions():
     """The versions of the libraries that read, compiled and checked the model."""
     found = {}
-    for name in ("numpy", "treelite", "tl2cgen", "xgboost", "xgboost-cpu", "lightgbm", "scikit-learn", "skops"):
+    for name in ("numpy", "treelite", "tl2cgen", "xgboost", "xgboost-cpu", "lightgbm", "scikit-learn", "skops",
+                 "tensorflow", "tensorflow-cpu", "keras", "ai-edge-litert"):  # fmt: skip
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

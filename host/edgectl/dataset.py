@@ -110,9 +110,28 @@ def _fit(spec, input_section, samples):
         "input": input_section,
         "window": {"length": win["length"], "stride": win["stride"]},
         "preprocessing": fitted,
-        "features": {"kinds": kinds, "time": time, "names": feature_names(inp["columns"], time, kinds)},
+        "features": _features_section(spec, kinds, time),
         "output": {k: out[k] for k in ("task", "classes", "label", "threshold") if out[k] is not None},
     }
+
+
+def _features_section(spec, kinds, time):
+    """The manifest's features: kinds per input column, derived channels (a signed mean of standardized
+    columns: one weight per input column), the time feature, and every feature's name."""
+    columns = spec["input"]["columns"]
+    channels = [
+        {
+            "name": ch["name"],
+            "columns": ch["columns"],
+            "weights": [
+                ch["signs"][ch["columns"].index(c)] / len(ch["columns"]) if c in ch["columns"] else 0.0 for c in columns
+            ],
+            "kinds": ch["features"],
+        }
+        for ch in spec["channel"]
+    ]
+    section = {"kinds": kinds, "time": time, "names": feature_names(columns, time, kinds, channels)}
+    return dict(section, channels=channels) if channels else section
 
 
 def _check_columns(spec, header, data):

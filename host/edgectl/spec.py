@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from edge_agent.samples import is_number
-from edge_agent.windows import ALL_FEATURE_KINDS
+from edge_agent.windows import parse_kind
 from edgectl.errors import EdgectlError
 
 try:
@@ -41,11 +41,11 @@ def load(path):
 
 def check(raw, where):
     """Validate a spec's tables; fill in defaults."""
-    known = {"input", "window", "preprocessing", "output"}
+    known = {"input", "window", "preprocessing", "output", "channel"}
     for table, value in raw.items():
         if table not in known:
             raise EdgectlError(f"{where}: unknown table [{table}]; a spec has {', '.join(sorted(known))}")
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) and table != "channel":
             raise EdgectlError(f"{where}: {table} must be a table ([{table}] and its keys below it)")
     inp, win = raw.get("input", {}), raw.get("window", {})
     prep, out = raw.get("preprocessing", {}), raw.get("output", {})
@@ -73,6 +73,7 @@ def check(raw, where):
             "classes": _classes(out, where),
             "threshold": _number(out, "threshold", where),
         },
+        "channel": _channels(raw, where),
     }
     _cross_check(spec, where)
     return spec
@@ -100,6 +101,14 @@ def _cross_check(spec, where):
         raise EdgectlError(f"{where}: [output] threshold is for binary and regression tasks")
     if spec["window"]["features"] == "raw" and spec["window"]["time_feature"]:
         raise EdgectlError(f'{where}: [window] time_feature needs window features, not "raw"')
+    for ch in spec["channel"]:
+        outside = [c for c in ch["columns"] if c not in inp["columns"]]
+        if outside:
+            raise EdgectlError(f"{where}: channel {ch['name']!r}: column {outside[0]!r} is not in [input] columns")
+        if ch["name"] in inp["columns"] or [c["name"] for c in spec["channel"]].count(ch["name"]) > 1:
+            raise EdgectlError(f"{where}: channel name {ch['name']!r} is taken; give each channel its own name")
+    if spec["channel"] and spec["window"]["features"] == "raw":
+        raise EdgectlError(f'{where}: [[channel]] needs window features, not "raw"')
     if spec["window"]["time_feature"] and not inp["time"]:
         raise EdgectlError(f"{where}: [window] time_feature = true needs [input] time")
 
@@ -159,17 +168,47 @@ def _number(table, key, where):
     return None if value is None else float(value)
 
 
-def _features(table, where):
+def _features(table, where, section="[window] features"):
     value = table.get("features", DEFAULT_FEATURES)
-    if value == "raw":
+    if value == "raw" and section == "[window] features":
         return "raw"
-    if not (isinstance(value, list) and value and all(v in ALL_FEATURE_KINDS for v in value)):
-        raise EdgectlError(
-            f'{where}: [window] features = {value!r}; a list of {", ".join(ALL_FEATURE_KINDS)}, or "raw"'
-        )
+    if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        raise EdgectlError(f'{where}: {section} = {value!r}; a list of feature kinds (README: "Feature kinds")'
+                           + (', or "raw"' if section == "[window] features" else ""))  # fmt: skip
+    for kind in value:
+        try:
+            parse_kind(kind)
+        except ValueError as exc:
+            raise EdgectlError(f"{where}: {section}: {exc}") from None
     if len(set(value)) != len(value):
-        raise EdgectlError(f"{where}: [window] features names a kind twice")
+        raise EdgectlError(f"{where}: {section} names a kind twice")
     return list(value)
+
+
+def _channels(raw, where):
+    """[[channel]] tables: derived channels, each a signed mean of standardized input columns."""
+    tables = raw.get("channel", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise EdgectlError(f"{where}: channel must be tables ([[channel]] with name, columns, signs, features)")
+    channels = []
+    for k, table in enumerate(tables):
+        section = f"[[channel]] {k + 1}"
+        sub = f"channel {k + 1}"  # as _name and _names write it: [channel 1] key
+        unknown = sorted(set(table) - {"name", "columns", "signs", "features"})
+        if unknown:
+            raise EdgectlError(f"{where}: {section}: unknown key {unknown[0]!r}; keys: name, columns, signs, features")
+        name = _name(table, "name", where, sub)
+        if not name:
+            raise EdgectlError(f"{where}: {section} needs a name")
+        columns = _names(table, "columns", where, sub, required=True)
+        signs = table.get("signs", [1] * len(columns))
+        if not (isinstance(signs, list) and len(signs) == len(columns) and all(v in (1, -1) for v in signs)):
+            raise EdgectlError(f"{where}: {section} signs: one 1 or -1 per column ({len(columns)})")
+        if "features" not in table:
+            raise EdgectlError(f"{where}: {section} needs features = [...] (its feature kinds)")
+        kinds = _features(table, where, f"{section} features")
+        channels.append({"name": name, "columns": columns, "signs": list(signs), "features": kinds})
+    return channels
 
 
 def _classes(table, where):
@@ -252,7 +291,9 @@ def dump(spec, out, comment=""):
 
     lines = [f"# {line}" for line in comment.splitlines()]
     for table, keys in spec.items():
-        lines += ["", f"[{table}]"] + [f"{k} = {value(v)}" for k, v in keys.items() if v is not None]
+        for one in keys if isinstance(keys, list) else [keys]:  # a list: an array of tables, [[table]]
+            head = f"[[{table}]]" if isinstance(keys, list) else f"[{table}]"
+            lines += ["", head] + [f"{k} = {value(v)}" for k, v in one.items() if v is not None]
     text = "\n".join(lines).lstrip("\n") + "\n"
     check(tomllib.loads(text), out)  # what we write must read back
     Path(out).write_text(text)

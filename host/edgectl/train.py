@@ -12,7 +12,15 @@ import numpy as np
 from edge_convert.quiet import captured_output
 from edgectl.errors import EdgectlError
 
-TREE_KINDS = ("xgboost", "random-forest", "extra-trees", "gradient-boosting", "hist-gradient-boosting")
+TREE_KINDS = (
+    "xgboost",
+    "xgboost-tiny",
+    "lightgbm",
+    "random-forest",
+    "extra-trees",
+    "gradient-boosting",
+    "hist-gradient-boosting",
+)
 NEURAL_KINDS = ("conv1d", "attention")
 MODEL_KINDS = TREE_KINDS + NEURAL_KINDS
 CONV1D_MIN_LENGTH = 9
@@ -24,17 +32,29 @@ def train_trees(kind, X, y, seed=0, task="binary"):
     (class indices) or regression (values)."""
     # On a few thousand rows a second thread costs more in synchronization than it saves (5x slower
     # than one thread on a busy 2-core machine, measured on SECOM-sized data).
-    jobs = 1 if len(y) < SMALL_DATA else 2
+    jobs = threads(kind, len(y))
     regression = task == "regression"
-    if kind == "xgboost":
+    if kind in ("xgboost", "xgboost-tiny"):
         from xgboost import XGBClassifier, XGBRegressor
 
         common = dict(n_estimators=200, max_depth=4, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
                       random_state=seed, n_jobs=jobs, tree_method="hist")  # fmt: skip
+        if kind == "xgboost-tiny":  # a cascade's stage 1: tens of KB, a microsecond or two
+            common.update(n_estimators=30, max_depth=2, learning_rate=0.3)
         if task == "binary":
             positive = max(1, int(np.sum(y)))
             common["scale_pos_weight"] = ((len(y) - positive) / positive) ** 0.5
         model = XGBRegressor(**common) if regression else XGBClassifier(**common)
+    elif kind == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        common = dict(n_estimators=300, num_leaves=15, learning_rate=0.05, subsample=0.8, subsample_freq=1,
+                      colsample_bytree=0.8, min_child_samples=20, random_state=seed, n_jobs=jobs, verbose=-1,
+                      deterministic=True, force_row_wise=True)  # fmt: skip
+        if task == "binary":
+            positive = max(1, int(np.sum(y)))
+            common["scale_pos_weight"] = ((len(y) - positive) / positive) ** 0.5
+        model = LGBMRegressor(**common) if regression else LGBMClassifier(**common)
     else:
         from sklearn import ensemble
 
@@ -56,11 +76,16 @@ def train_trees(kind, X, y, seed=0, task="binary"):
 
 
 def save_model(model, path_stem):
-    """Write a trained model as a file `edgectl convert` reads: XGBoost JSON, scikit-learn skops, Keras."""
+    """Write a trained model as a file `edgectl convert` reads: XGBoost JSON, LightGBM text, scikit-learn
+    skops, Keras."""
     module = type(model).__module__
     if module.startswith("xgboost"):
         path = path_stem.with_name(path_stem.name + ".json")
         model.get_booster().save_model(path)
+        return path
+    if module.startswith("lightgbm"):
+        path = path_stem.with_name(path_stem.name + ".txt")
+        model.booster_.save_model(str(path))
         return path
     if module.startswith("keras"):
         path = path_stem.with_name(path_stem.name + ".keras")
@@ -105,13 +130,33 @@ def train_neural(kind, X, y, seed=0, task="binary", n_classes=2):
     return model
 
 
+NEURAL_THREADS = 1  # one thread: the same inputs give the same weights, byte for byte
+
+
 def _keras(seed):
+    """Keras, seeded and deterministic: op determinism, fixed thread counts, oneDNN off (its kernels
+    pick a code path by CPU and load, and round differently)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # read when TensorFlow is imported
     with captured_output():  # TensorFlow's import and first graph log from C++
         import keras
+        import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(NEURAL_THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(NEURAL_THREADS)
+    except RuntimeError:  # set once per process, before TensorFlow's first op: already so
+        pass
     return keras
+
+
+def threads(kind, n_rows):
+    """The threads a reference trainer uses (recorded in the manifest's built_with)."""
+    if kind in NEURAL_KINDS:
+        return NEURAL_THREADS
+    return 1 if n_rows < SMALL_DATA else 2
 
 
 def _conv1d(keras, length, width, outputs=1, activation="sigmoid"):

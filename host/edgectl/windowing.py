@@ -44,7 +44,8 @@ def make_windows(rows, spec, keep_raw=True):
 
 def sample_windows(samples, spec, keep_raw=True):
     """Push parsed samples (the agent's Sample) through the manifest's preprocessing and per-stream
-    windows, in order, as the board does: a sample whose time is not after its stream's last is skipped."""
+    windows, in order, as the board does: a sample whose time is not after its stream's last is skipped,
+    one whose time goes back to its stream's start restarts the stream."""
     prep = Preprocessor(spec["preprocessing"], spec["input"]["features"])
     win = spec["window"]
     windows = window_set(spec, max_streams=1 << 30)
@@ -52,8 +53,11 @@ def sample_windows(samples, spec, keep_raw=True):
     n_cols = len(spec["input"]["features"])
     for i, sample in enumerate(samples):
         window = windows.get(sample.stream)
-        if window.count and sample.time <= window.time:
+        admitted = window.admit(sample.time)
+        if admitted == "stale":
             continue  # the agent's stale-time error: the window stays as it was
+        if admitted == "restart":
+            window.reset()  # as the agent does: the stream's time went back to its start
         x = prep.apply(sample.values, sample.settings)
         all_x.append(x)
         if window.push(x, sample.time):
@@ -63,7 +67,7 @@ def sample_windows(samples, spec, keep_raw=True):
             streams.append(sample.stream)
             times.append(sample.time)
             index.append(i)
-    n_feat = len(spec["features"]["names"])
+    n_feat = windows.plan.n_features
     return Windows(
         features=np.array(feats, dtype=np.float32).reshape(-1, n_feat),
         raw=np.array(raws, dtype=np.float32).reshape(-1, win["length"], n_cols) if keep_raw else np.empty(0),

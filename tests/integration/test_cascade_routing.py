@@ -57,8 +57,10 @@ def test_the_band_is_calibrated_on_out_of_fold_training_windows_only(joined, xgb
     assert calibration["f1"] >= best - cascade.TOLERANCE
 
 
-def test_joining_two_tree_builds_is_refused(xgb_build, tmp_path):
-    with pytest.raises(EdgectlError, match="joins a tree model"):
+def test_a_cascade_needs_a_tree_stage_1_and_two_models(xgb_build, conv1d_build, tmp_path):
+    with pytest.raises(EdgectlError, match="stage 1 is a tree model"):
+        cascade.join(conv1d_build, xgb_build, tmp_path / "bad")
+    with pytest.raises(EdgectlError, match="joins two different models"):
         cascade.join(xgb_build, xgb_build, tmp_path / "bad")
 
 

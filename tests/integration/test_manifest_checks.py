@@ -16,6 +16,7 @@ from fuzzing import TIERS
 from edge_agent.agent import start
 from edge_agent.errors import AgentError
 from edge_agent.manifest import content_hash
+from edge_agent.pipeline import plan_of
 from edge_agent.schema import errors, load
 
 
@@ -66,8 +67,7 @@ def no_abi_library(m, out):
 
 def fewer_kinds(m, out):
     m["features"]["kinds"] = m["features"]["kinds"][:-1]
-    n = len(m["input"]["features"]) * len(m["features"]["kinds"]) + (1 if m["features"].get("time") else 0)
-    m["features"]["names"] = m["features"]["names"][:n]
+    m["features"]["names"] = m["features"]["names"][: plan_of(m).n_features]
 
 
 def extra_field_in_features(m, out):

@@ -101,7 +101,7 @@ def test_xgboost_multiclass_from_json(vibration, tmp_path):
     model = xgboost.XGBClassifier(n_estimators=40, max_depth=4, objective="multi:softprob").fit(X, y.astype(int))
     model.get_booster().save_model(tmp_path / "model.json")
     manifest = converted(tmp_path / "model.json", spec, data, tmp_path / "bundle")
-    assert manifest["format_version"] == 3 and manifest["output"]["task"] == "multiclass"
+    assert manifest["format_version"] == 4 and manifest["output"]["task"] == "multiclass"
     preds = serve(tmp_path / "bundle", data, tmp_path / "board")
     native = model.predict_proba(X.astype(np.float32))
     assert [(p["stream"], repr(p["t"])) for p in preds] == [(s, repr(float(t))) for s, t in keys]
@@ -110,6 +110,36 @@ def test_xgboost_multiclass_from_json(vibration, tmp_path):
     assert np.max(np.abs(got - native)) <= PARITY
     assert [p["prediction"] for p in preds] == native.argmax(axis=1).tolist()
     assert {p["class"] for p in preds} <= {"normal", "cavitation", "bearing"}
+
+
+HISTORY = (
+    '["mean", "slope", "last", "mean:60", "slope:all", "mean:all", "ewm:10", "base:20", "peak:10", "mean-base:20"]'
+)
+CHANNEL = """
+[[channel]]
+name = "shake"
+columns = ["vib_x", "vib_y", "vib_z"]
+signs = [1, 1, -1]
+features = ["last", "ewm:5", "slope:all", "mean:10-base:20"]
+"""
+
+
+def test_history_features_and_a_derived_channel_reach_the_board_exactly(vibration, tmp_path):
+    import xgboost
+
+    work, data = vibration
+    spec = spec_for(work, "multiclass", features=HISTORY)
+    spec.write_text(spec.read_text() + CHANNEL)
+    header, _, y, X = features_of(spec, data, tmp_path / "features.csv")
+    assert "vib_x_slope:all" in header and header[-4:] == ["shake_last", "shake_ewm:5", "shake_slope:all",
+                                                            "shake_mean:10-base:20"]  # fmt: skip
+    model = xgboost.XGBClassifier(n_estimators=30, max_depth=3, objective="multi:softprob").fit(X, y.astype(int))
+    model.get_booster().save_model(tmp_path / "model.json")
+    manifest = converted(tmp_path / "model.json", spec, data, tmp_path / "bundle")
+    assert manifest["features"]["channels"][0]["weights"] == [1 / 3, 1 / 3, -1 / 3, 0.0]
+    preds = serve(tmp_path / "bundle", data, tmp_path / "board")
+    native = model.predict_proba(X.astype(np.float32))
+    assert len(preds) == len(X) and np.max(np.abs(np.array([p["scores"] for p in preds]) - native)) <= PARITY
 
 
 def test_lightgbm_binary_from_text(vibration, tmp_path):
@@ -203,6 +233,10 @@ def test_spec_errors_name_the_file_and_key(tmp_path):
         '[input]\ncolumns = ["a"]\n[window]\nfeatures = ["median"]\n': "[window] features",
         "[input]\n": "[input] columns is missing",
         '[inputs]\ncolumns = ["a"]\n': "unknown table [inputs]",
+        '[input]\ncolumns = ["a"]\n[window]\nfeatures = ["ewm:0"]\n': "unknown feature kind 'ewm:0'",
+        '[input]\ncolumns = ["a"]\n[[channel]]\nname = "h"\ncolumns = ["b"]\nfeatures = ["last"]\n': "'b' is not in",
+        '[input]\ncolumns = ["a"]\n[[channel]]\nname = "a"\ncolumns = ["a"]\nfeatures = ["last"]\n': "is taken",
+        '[input]\ncolumns = ["a"]\n[[channel]]\nname = "h"\ncolumns = ["a"]\nsigns = [2]\nfeatures = ["last"]\n': "signs",  # noqa: E501
     }
     for text, message in cases.items():
         path = tmp_path / "edgectl.toml"
@@ -387,3 +421,19 @@ def test_train_fits_a_neural_model_on_the_raw_window_of_a_features_spec(vibratio
                       "--out", str(tmp_path / "c"), "-q")  # fmt: skip
     assert refused.returncode == 1 and "conv1d needs windows of at least 9 samples" in refused.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_two_builds_in_a_row_give_byte_identical_model_files(vibration, tmp_path):
+    work, data = vibration
+    spec = spec_for(work, "multiclass")
+    for kind, model_file in (("lightgbm", "lightgbm/lightgbm-x86_64.so"), ("conv1d", "conv1d/conv1d.tflite")):
+        built = []
+        for run in ("a", "b"):
+            got = edgectl("train", str(spec), "--data", str(data), "--model", kind, "--out", str(tmp_path / run / kind),
+                          "-q")  # fmt: skip
+            assert got.returncode == 0, got.stderr
+            built.append((tmp_path / run / kind / model_file).read_bytes())
+        assert built[0] == built[1], kind
+    manifest = json.loads((tmp_path / "a" / "conv1d" / "manifest.json").read_text())
+    assert manifest["built_with"]["training"] == {"kind": "conv1d", "seed": 0, "threads": 1, "folds": 3}
+    assert {"tensorflow-cpu", "keras", "numpy"} <= set(manifest["built_with"]["versions"])

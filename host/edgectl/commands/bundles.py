@@ -6,6 +6,7 @@ import click
 
 from edgectl.commands.options import json_option, quiet_option
 from edgectl.console import Progress, emit, table
+from edgectl.train import MODEL_KINDS, TREE_KINDS
 
 
 @click.command()
@@ -17,16 +18,13 @@ from edgectl.console import Progress, emit, table
 @click.option("--stride", default=1, show_default=True, help="Samples between windows.")
 @click.option("--horizon", default=30, show_default=True, help="Label: fails within this many cycles.")
 @click.option("--profile", "profile_names", multiple=True, help="Board profile to build for (repeatable).")
-@click.option(
-    "--stage2",
-    default="conv1d",
-    show_default=True,
-    type=click.Choice(["conv1d", "attention"]),
-    help="With --model cascade: the model uncertain windows go to.",
-)
+@click.option("--stage1", default="xgboost-tiny", show_default=True, type=click.Choice(TREE_KINDS),
+              help="With --model cascade: the small tree model that answers every window.")  # fmt: skip
+@click.option("--stage2", default="lightgbm", show_default=True, type=click.Choice(MODEL_KINDS),
+              help="With --model cascade: the model uncertain windows go to.")  # fmt: skip
 @click.option(
     "--cascade-tolerance",
-    default=0.005,
+    default=0.0,
     show_default=True,
     help="With --model cascade: F1 the cascade may give up against the better single stage (out of fold).",
 )
@@ -56,6 +54,7 @@ def build(
     stride,
     horizon,
     profile_names,
+    stage1,
     stage2,
     cascade_tolerance,
     sign_key,
@@ -69,7 +68,7 @@ def build(
     Writes the training split as a CSV with a label column and a spec for it (OUT-data/), then
     trains and converts exactly as `edgectl train` does. Models: xgboost, random-forest,
     extra-trees, gradient-boosting, hist-gradient-boosting (compiled C through TL2cgen), conv1d
-    and attention (TFLite INT8), and cascade (xgboost answers, --stage2 takes the uncertain windows).
+    and attention (TFLite INT8), and cascade (--stage1 answers, --stage2 takes the uncertain windows).
     """
     from edgectl import build as builder
     from edgectl import convert, inspect_bundle, profiles
@@ -90,7 +89,8 @@ def build(
     settings = {"window": window, "stride": stride, "horizon": horizon}
     drift = {"psi_threshold": drift_psi, "psi_window": drift_window}
     if kind == "cascade":
-        recipe.build_cascade(train_split, out, stage2, cascade_tolerance, chosen, progress.say, drift, **settings)
+        recipe.build_cascade(train_split, out, stage1, stage2, cascade_tolerance, chosen, progress.say, drift,
+                             **settings)  # fmt: skip
     else:
         recipe.build_bundle(train_split, kind, out, **settings, profiles=chosen, say=progress.say, drift_settings=drift)
     if key is not None:
