@@ -33,11 +33,13 @@ class BuildResult:
     model_file: Path
 
 
-def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda msg: None, drift_settings=None):
+def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda msg: None, drift_settings=None,
+                 seed=0):  # fmt: skip
     """Train a reference model of `kind` on data under the spec, write its model file beside out
     (OUT.model.json / .skops / .keras) and convert that file into the bundle out.
 
     fold: cross-validation fold of every window (default: streams dealt round-robin, see stream_folds).
+    seed: the trainer's random seed (the same seed, data and machine give the same model files).
     """
     check_kind(kind)
     spec = specs.load(spec_path)
@@ -60,8 +62,8 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
 
     def fit(mask):
         if neural:
-            return train.train_neural(kind, X[mask], y[mask], task=task, n_classes=n_classes)
-        return train.train_trees(kind, X[mask], y[mask], task=task)
+            return train.train_neural(kind, X[mask], y[mask], seed=seed, task=task, n_classes=n_classes)
+        return train.train_trees(kind, X[mask], y[mask], seed=seed, task=task)
 
     def outputs(model, mask):
         if neural:
@@ -81,7 +83,7 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     model_file = train.save_model(model, Path(str(out).rstrip("/") + ".model"))
     say(f"model written to {model_file}; converting it")
-    training = {"kind": kind, "seed": 0, "threads": train.threads(kind, len(y)), "folds": len(folds)}
+    training = {"kind": kind, "seed": seed, "threads": train.threads(kind, len(y)), "folds": len(folds)}
     fitted = {"threshold": threshold, "validation": report, "scores": oof, "training": training}
     manifest = convert.convert(model_file, spec, data, out, profiles, say=say, ds=ds, fitted=fitted,
                                drift_settings=drift_settings, name=kind)  # fmt: skip

@@ -79,10 +79,13 @@ def latency(records):
 
 
 def fast_path_share(records, manifest):
-    """Share of predictions answered by a compiled tree stage (the microsecond path)."""
-    trees = {s["name"] for s in manifest["stages"] if s["kind"] == "tree-lib"}
+    """Share of predictions answered by stage 1 when it is a compiled tree stage (the microsecond path);
+    a cascade's other windows went to stage 2, whatever it is."""
+    first = manifest["stages"][0]
     preds = predictions(records)
-    return sum(r["stage"] in trees for r in preds) / len(preds) if preds else None
+    if not preds or first["kind"] != "tree-lib":
+        return 0.0 if preds else None
+    return sum(r["stage"] == first["name"] for r in preds) / len(preds)
 
 
 def scores_by_window(records):

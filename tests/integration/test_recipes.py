@@ -61,3 +61,16 @@ def test_secom_is_scored_by_stratified_folds_with_imputation_from_the_manifest(t
     assert "nan" in test_lines  # missing readings reach the board as missing
     records = [json.loads(line) for line in (tmp_path / "work" / "fold1" / "records.jsonl").open()]
     assert records[0]["type"] == "start"
+
+
+def test_seeds_give_f1_as_mean_and_sd_and_every_seed_its_own_model(tmp_path):
+    data = synthetic.write_subset(tmp_path / "data", "FD001", n_train=20, n_test=8, seed=2)
+    result = cmapss_recipe.run(tmp_path / "work", data, models=("xgboost",), cascades=(), seeds=2)
+    (row,) = result["models"]
+    assert result["seeds"] == 2 and len(row["f1_seeds"]) == 2
+    assert row["f1"] == pytest.approx(np.mean(row["f1_seeds"])) and row["f1_sd"] == pytest.approx(
+        np.std(row["f1_seeds"], ddof=1)
+    )
+    seeds = [load_bundle(tmp_path / "work" / "bundles" / f"seed{s}" / "xgboost") for s in (0, 1)]
+    assert [m["built_with"]["training"]["seed"] for m in seeds] == [0, 1]
+    assert seeds[0]["bundle_id"] != seeds[1]["bundle_id"]  # xgboost subsamples rows and columns by seed

@@ -8,6 +8,7 @@ chooses the threshold out of fold by unit, and converts. The test split streams 
 original files are: lines without a header, the CSV's columns in order.
 """
 
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -28,10 +29,13 @@ DEMO_MODELS = ("xgboost", "conv1d")
 DEMO_CASCADES = (("xgboost", "conv1d"),)
 
 
-def run(workdir, data_dir=None, subset="FD001", target=None, models=MODELS, cascades=CASCADES, progress=None):
-    """Run the recipe; return {"data", "subset", "board", "models": [one row per bundle]}.
+def run(workdir, data_dir=None, subset="FD001", target=None, models=MODELS, cascades=CASCADES, progress=None,
+        seeds=1):  # fmt: skip
+    """Run the recipe; return {"data", "subset", "board", "seeds", "models": [one row per bundle]}.
 
     target: a board target (default: a local board in WORKDIR/board).
+    seeds: train every model with seeds 0..seeds-1; a row's F1 is then the mean over the seeds, with
+    their sd, and its sizes and latencies are seed 0's.
     """
     say = progress.say if progress else (lambda msg: None)
     workdir = Path(workdir)
@@ -42,16 +46,31 @@ def run(workdir, data_dir=None, subset="FD001", target=None, models=MODELS, casc
     target = target or LocalTarget(workdir / "board")
     spec_path, train_csv = prepare(train_split, workdir / "spec")
     say(f"spec {spec_path} and training data {train_csv} written")
-    built, rows = {}, []
-    for kind in models:
-        built[kind] = build.train_bundle(spec_path, train_csv, kind, workdir / "bundles" / kind, say=say)
-        rows.append(_measure(kind, built[kind].bundle_dir, target, test_split, workdir, progress))
-    for first, second in cascades:
-        name = f"cascade-{second}"
-        _, calibration = cascade.join(built[first], built[second], workdir / "bundles" / name, say=say)
-        row = _measure(name, workdir / "bundles" / name, target, test_split, workdir, progress)
-        rows.append(dict(row, calibrated_escalation=calibration["escalation"]))
-    return {"data": str(data_dir), "subset": subset, "board": str(target), "models": rows}
+    runs = []
+    for seed in range(seeds):
+        where = workdir / "bundles" / (f"seed{seed}" if seeds > 1 else "")
+        built, rows = {}, []
+        for kind in models:
+            say(f"{kind}" + (f", seed {seed}" if seeds > 1 else ""))
+            built[kind] = build.train_bundle(spec_path, train_csv, kind, where / kind, say=say, seed=seed)
+            rows.append(_measure(kind, built[kind].bundle_dir, target, test_split, workdir, progress, seed))
+        for first, second in cascades:
+            name = f"cascade-{second}"
+            _, calibration = cascade.join(built[first], built[second], where / name, say=say)
+            row = _measure(name, where / name, target, test_split, workdir, progress, seed)
+            rows.append(dict(row, calibrated_escalation=calibration["escalation"]))
+        runs.append(rows)
+    return {"data": str(data_dir), "subset": subset, "board": str(target), "seeds": seeds, "models": over_seeds(runs)}
+
+
+def over_seeds(runs):
+    """One row per model from the rows of every seed: F1 as the mean, with the sd and every seed's value."""
+    rows = []
+    for same in zip(*runs):
+        f1, last = [r["f1"] for r in same], [r["f1_last"] for r in same]
+        spread = {"f1_sd": statistics.stdev(f1), "f1_seeds": f1} if len(same) > 1 else {"f1_sd": None}
+        rows.append(dict(same[0], f1=statistics.mean(f1), f1_last=statistics.mean(last), **spread))
+    return rows
 
 
 # Per sensor: the window's shape, its level against the unit's own start, smoothed levels and slopes
@@ -146,11 +165,11 @@ def _conditions(subset):
     return 6 if subset in ("FD002", "FD004") else 1
 
 
-def _measure(name, bundle_dir, target, test_split, workdir, progress):
+def _measure(name, bundle_dir, target, test_split, workdir, progress, seed=0):
     say = progress.say if progress else (lambda msg: None)
     deploy.deploy(bundle_dir, target, say)
     say(f"streaming {test_split.path.name} through the agent ({name})")
-    with open(workdir / f"records-{name}.jsonl", "w") as out:
+    with open(workdir / (f"records-{name}.jsonl" if not seed else f"records-{name}-seed{seed}.jsonl"), "w") as out:
         records = runner.stream_file(
             target, test_split.path, out=out, on_record=progress.record if progress else None
         )  # fmt: skip
@@ -190,6 +209,7 @@ COLUMNS = [
     ("bundle_kb", "bundle KB", ".1f"),
     ("windows", "windows", "d"),
     ("f1", "F1", ".3f"),
+    ("f1_sd", "F1 sd", ".3f"),
     ("f1_last", "F1 last", ".3f"),
     ("p50_us", "p50 us", ".1f"),
     ("p99_us", "p99 us", ".1f"),
