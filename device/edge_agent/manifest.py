@@ -175,7 +175,7 @@ def _check_features(m, n, refuse):
     try:
         plan = Plan(m["window"]["length"], m["window"]["stride"], n, bool(m["features"].get("time")), kinds, channels)
     except ValueError as exc:
-        refuse(f"features: {exc}")
+        refuse(f"features.kinds: {exc}")
     if plan.ring * plan.n_channels > MAX_WINDOW_VALUES:
         refuse(f"the longest span ({plan.ring} samples) x {plan.n_channels} channels is over {MAX_WINDOW_VALUES} "
                "values a stream")  # fmt: skip

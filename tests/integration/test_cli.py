@@ -73,8 +73,12 @@ def test_demo_prints_a_table_per_model_from_the_agents_records(tmp_path):
     assert set(rows) == {"xgboost", "conv1d", "cascade-conv1d"}
     for row in rows.values():
         assert row["windows"] > 1000 and row["errors"] == 0
-        assert row["f1"] > 0.7
         assert row["p99_us"] >= row["p50_us"] > 0 and row["rss_mb"] > 10 and row["model_kb"] > 1
+    assert rows["xgboost"]["f1"] >= 0.85  # 0.918 with the history features, the same on every machine
+    # One seed of a small Conv1D on 40 synthetic test units: 0.53 to 0.89 seen (README); a broken one
+    # (random, or inputs mixed up) scores near the 2.8 % positive rate.
+    assert rows["conv1d"]["f1"] >= 0.3
+    assert rows["cascade-conv1d"]["f1"] >= min(rows["xgboost"]["f1"], rows["conv1d"]["f1"])
     assert rows["xgboost"]["fast_path"] == 1 and rows["conv1d"]["fast_path"] == 0
     cascade = rows["cascade-conv1d"]
     assert cascade["fast_path"] >= 0.6  # most windows never reach stage 2
