@@ -96,7 +96,7 @@ def test_build_cascade_writes_one_two_stage_bundle_with_its_calibration(tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
-    assert [s["name"] for s in info["stages"]] == ["xgboost", "conv1d"]
+    assert [s["name"] for s in info["stages"]] == ["xgboost-tiny", "conv1d"]  # the default stage 1
     band = info["cascade"]
     assert band["low"] <= band["high"] and 0 <= band["calibration"]["escalation"] <= 1
     assert [p["max_escalation"] for p in band["calibration"]["curve"]][-1] == 1.0

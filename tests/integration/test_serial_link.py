@@ -12,6 +12,7 @@ import tty
 import pytest
 from boards.uart import Cable
 
+from edgectl.recipes import cmapss as recipe
 from edgectl.serial_host import HostLink
 
 pytestmark = pytest.mark.slow
@@ -105,9 +106,17 @@ def test_flipped_and_dropped_bytes_are_detected_and_the_good_frames_delivered(
         cable.close()
 
 
+@pytest.fixture(scope="module")
+def window_build(synthetic_splits, tmp_path_factory):
+    """A bundle of window features only: the journal brings every one back exactly after a restart
+    (whole-history kinds restart from the journal's samples; README, "Feature kinds")."""
+    return recipe.build_bundle(synthetic_splits[0], "xgboost", tmp_path_factory.mktemp("window") / "b", history=False)
+
+
 def test_an_agent_killed_mid_stream_and_restarted_loses_and_repeats_nothing(
-    xgb_build, synthetic_splits, cable, agents, tmp_path
+    window_build, synthetic_splits, cable, agents, tmp_path
 ):
+    xgb_build = window_build
     lines = many_units(synthetic_splits[1].path, copies=8)
     journal = tmp_path / "journal"
     agents.append(start_agent(xgb_build.bundle_dir, cable, journal))
