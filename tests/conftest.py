@@ -48,14 +48,16 @@ def synthetic_splits(synthetic_dir):
 def xgb_build(synthetic_splits, tmp_path_factory):
     """A real XGBoost bundle (TL2cgen C compiled by gcc) built from the synthetic fleet."""
     train_split, _ = synthetic_splits
-    return recipe.build_bundle(train_split, "xgboost", tmp_path_factory.mktemp("bundles") / "xgboost")
+    # Window features only: the agent serves them at about twice the rate of the history features, and the
+    # many tests that stream through this bundle are about the agent, not the features (those have their own).
+    return recipe.build_bundle(train_split, "xgboost", tmp_path_factory.mktemp("bundles") / "xgboost", history=False)
 
 
 @pytest.fixture(scope="session")
 def conv1d_build(synthetic_splits, tmp_path_factory):
     """A real Conv1D bundle (TFLite full INT8) built from the synthetic fleet."""
     train_split, _ = synthetic_splits
-    return recipe.build_bundle(train_split, "conv1d", tmp_path_factory.mktemp("bundles") / "conv1d")
+    return recipe.build_bundle(train_split, "conv1d", tmp_path_factory.mktemp("bundles") / "conv1d", history=False)
 
 
 @pytest.fixture(scope="session")
