@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edge_agent import schema
 from edge_agent.errors import BundleError
-from edge_agent.windows import ALL_FEATURE_KINDS, FEATURE_KINDS, Plan
+from edge_agent.windows import FEATURE_KINDS, WINDOW_KINDS, Plan
 
 FORMAT = "edgectl-bundle"
 # Version 2 added operating conditions in "preprocessing", selectable feature kinds
@@ -157,7 +157,7 @@ def _check_features(m, n, refuse):
     channels = m["features"].get("channels", [])
     version = m["format_version"]
     for kind in [*kinds, *(k for ch in channels for k in ch["kinds"])]:
-        allowed = FEATURE_KINDS if version < 3 else ALL_FEATURE_KINDS if version < 4 else None
+        allowed = FEATURE_KINDS if version < 3 else WINDOW_KINDS if version < 4 else None
         if allowed is not None and kind not in allowed:
             refuse(f"features.kinds: {kind!r} needs format version {3 if version < 3 else 4}")
     if channels and version < 4:

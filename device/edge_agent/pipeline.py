@@ -121,11 +121,8 @@ class Pipeline:
     def _push(self, sample):
         """Add a sample to its stream's window; return the window if one is complete."""
         window = self.windows.get(sample.stream)
-        admitted = window.admit(sample.time)
-        if admitted == "stale":
+        if not window.enter(sample.time):
             raise _stale(sample, window.time)  # repeated or out of order: the window stays as it was
-        if admitted == "restart":
-            window.reset()  # the stream's time went back to its start: a new run
         if self.watch:
             self.watch.seen(sample.stream)
         x = self.prep.apply(sample.values, sample.settings)

@@ -27,7 +27,6 @@ import numpy as np
 FEATURE_KINDS = ("mean", "std", "slope", "last")  # the default set (what version 1 bundles have)
 # Kinds over the window. min and max scan the window (O(length) per window, not per sample).
 WINDOW_KINDS = ("mean", "std", "min", "max", "rms", "slope", "last")
-ALL_FEATURE_KINDS = WINDOW_KINDS  # what bundles before version 4 may name
 MAX_SPAN = 65536
 _ROLLING = ("mean", "std", "slope")
 
@@ -231,13 +230,16 @@ class StreamWindow:
         """The window's samples of the input columns in time order, shape (length, columns)."""
         return self._last(self.length)[:, : self.plan.n_columns]
 
-    def admit(self, time):
-        """Whether a sample at `time` may enter: "push", "restart" (a time at or before the run's first
-        sample, once the stream has two: a new run; the stream starts over) or "stale" (not after the
-        previous sample, but after the first)."""
+    def enter(self, time):
+        """Whether a sample at `time` may be pushed. A time at or before the run's first sample, once the
+        stream has two, starts a new run: the stream starts over. A time not after the previous sample
+        (but after the first) is stale: False, and nothing changes."""
         if not self.count or time > self.time:
-            return "push"
-        return "restart" if self.count > 1 and time <= self.first_time else "stale"
+            return True
+        if self.count > 1 and time <= self.first_time:
+            self.reset()
+            return True
+        return False
 
 
 class WindowSet:

@@ -3,7 +3,7 @@
 Cross-validation by stream gives every training window an out-of-fold score: the binary
 decision threshold is chosen on those (never on the windows a model saw), they are the
 validation reported in the manifest, and a cascade is calibrated on them. The final model
-is trained on every window, written as a file (XGBoost JSON, skops, Keras) and converted
+is trained on every window, written as a file (XGBoost JSON, LightGBM text, skops, Keras) and converted
 exactly as a model the user trained would be. The recipes (C-MAPSS, SECOM) call this.
 """
 
@@ -36,7 +36,7 @@ class BuildResult:
 def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda msg: None, drift_settings=None,
                  seed=0):  # fmt: skip
     """Train a reference model of `kind` on data under the spec, write its model file beside out
-    (OUT.model.json / .skops / .keras) and convert that file into the bundle out.
+    (OUT.model.json / .txt / .skops / .keras) and convert that file into the bundle out.
 
     fold: cross-validation fold of every window (default: streams dealt round-robin, see stream_folds).
     seed: the trainer's random seed (the same seed, data and machine give the same model files).

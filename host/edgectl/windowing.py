@@ -53,11 +53,8 @@ def sample_windows(samples, spec, keep_raw=True):
     n_cols = len(spec["input"]["features"])
     for i, sample in enumerate(samples):
         window = windows.get(sample.stream)
-        admitted = window.admit(sample.time)
-        if admitted == "stale":
+        if not window.enter(sample.time):
             continue  # the agent's stale-time error: the window stays as it was
-        if admitted == "restart":
-            window.reset()  # as the agent does: the stream's time went back to its start
         x = prep.apply(sample.values, sample.settings)
         all_x.append(x)
         if window.push(x, sample.time):

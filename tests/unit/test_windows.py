@@ -106,15 +106,19 @@ def test_a_time_back_at_the_start_restarts_the_stream_and_a_repeat_is_stale():
     win = StreamWindow(Plan(2, 1, 1, kinds=["mean:all", "base:3"]))
     for t in (1.0, 2.0, 3.0):
         win.push(np.array([t * 10]), t)
-    assert win.admit(3.0) == "stale" and win.admit(2.0) == "stale" and win.admit(4.0) == "push"
-    assert win.admit(1.0) == "restart" and win.admit(0.0) == "restart"
-    win.reset()
+    assert not win.enter(3.0) and not win.enter(2.0) and win.count == 3  # stale: nothing changes
+    assert win.enter(4.0) and win.count == 3
+    before = StreamWindow(Plan(2, 1, 1))
+    for t in (1.0, 2.0):
+        before.push(np.array([t]), t)
+    assert before.enter(0.0) and before.count == 0  # before the start: a new run too
+    assert win.enter(1.0) and win.count == 0  # back at the start: a new run
     win.push(np.array([100.0]), 1.0)
     win.push(np.array([200.0]), 2.0)
     np.testing.assert_array_equal(win.features(), [150.0, 150.0])  # nothing of the first run is left
     first = StreamWindow(Plan(2, 1, 1))
     first.push(np.array([1.0]), 5.0)
-    assert first.admit(5.0) == "stale"  # one sample is not a run to restart
+    assert not first.enter(5.0)  # one sample is not a run to restart
 
 
 @pytest.mark.parametrize(
