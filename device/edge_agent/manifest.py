@@ -22,8 +22,8 @@ FORMAT = "edgectl-bundle"
 # Version 4 added history feature kinds (mean:K, slope:all, ewm:S, base:N, peak:K, A-B)
 # and derived channels ("features.channels"). Each version is a valid later version,
 # so the agent reads all four.
-FORMAT_VERSION = 4
-READS_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READS_VERSIONS = (1, 2, 3, 4, 5)
 TASKS = ("binary", "multiclass", "regression")
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"  # detached Ed25519 signature of manifest.json's bytes (edge_agent.signature)
@@ -207,6 +207,12 @@ def task_of(manifest):
     return manifest.get("output", {}).get("task", "binary")
 
 
+def alarm_of(manifest):
+    """Which side of the threshold a regression value alarms on: "above" (at or above, the default) or
+    "below" (at or below: a remaining useful life)."""
+    return manifest.get("output", {}).get("alarm", "above")
+
+
 def _check_task(m, refuse):
     task, output = task_of(m), m.get("output", {})
     classes = output.get("classes")
@@ -214,6 +220,8 @@ def _check_task(m, refuse):
         refuse("output.classes: a multiclass bundle names its classes")
     if classes is not None and len(set(classes)) != len(classes):
         refuse("output.classes names a class twice")
+    if "alarm" in output and (task != "regression" or m["format_version"] < 5):
+        refuse("output.alarm is for regression bundles of format version 5 on")
     if task != "binary" and "cascade" in m:
         refuse(f"a cascade is for binary tasks only, this bundle's task is {task}")
     for i, stage in enumerate(m["stages"]):

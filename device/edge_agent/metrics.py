@@ -28,6 +28,20 @@ def best_threshold(y_true, scores):
     return best
 
 
+def alarms(values, threshold, direction="above"):
+    """The alarms of regression values: at or above the threshold, or at or below it ("below")."""
+    values = np.asarray(values, dtype=np.float64)
+    return values <= threshold if direction == "below" else values >= threshold
+
+
+def best_alarm_threshold(y_true, predicted, level, direction="above"):
+    """The threshold on predicted values whose alarms best match (F1) the true values' alarms at `level`,
+    and that F1: a model that errs low near the level alarms best a little above it."""
+    sign = -1.0 if direction == "below" else 1.0
+    t, f1 = best_threshold(alarms(y_true, level, direction), sign * np.asarray(predicted, dtype=np.float64))
+    return sign * t, f1
+
+
 def multiclass(y_true, y_pred, n_classes):
     """{"accuracy", "macro_f1", "n"} of class indices and predicted class indices."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)

@@ -8,7 +8,7 @@ import time
 
 from edge_agent import preprocess
 from edge_agent.drift import DriftMonitor
-from edge_agent.manifest import task_of
+from edge_agent.manifest import alarm_of, task_of
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError, SampleParser
 from edge_agent.telemetry import record, rss_kb
@@ -34,6 +34,7 @@ class Pipeline:
         self.cascade = manifest.get("cascade")
         self.task = task_of(manifest)
         self.classes = manifest.get("output", {}).get("classes")
+        self.alarm = alarm_of(manifest)
         self.drift = DriftMonitor(manifest["drift"]) if "drift" in manifest else None
         self.events = []  # records other than predictions (drift), for the agent loop to write
         self.watch = None  # a StreamWatch (silent streams) while the agent serves
@@ -58,7 +59,7 @@ class Pipeline:
         t2 = time.perf_counter_ns()
         spec, out, degraded = self._answer(window, self.first, x)
         t3 = time.perf_counter_ns()
-        answer = outcome(self.task, out, spec.get("threshold"), self.classes)
+        answer = outcome(self.task, out, spec.get("threshold"), self.classes, self.alarm)
         if self.drift:
             self.events += self.drift.score(answer["score"])
         self.seq += 1
@@ -131,20 +132,23 @@ class Pipeline:
         return window if window.push(x, sample.time) else None
 
 
-def outcome(task, out, threshold, classes=None):
+def outcome(task, out, threshold, classes=None, alarm="above"):
     """A prediction record's answer fields from a stage's output (a float, or a list per class).
 
     binary: prediction 0/1 (score >= threshold), score; multiclass: scores (per class),
     prediction (the class index), class (its name), score (its probability); regression:
-    value, prediction = score = value, and alarm 0/1 when the bundle has a threshold.
+    value, prediction = score = value, and alarm 0/1 when the bundle has a threshold (value at or
+    above it, or at or below it when the bundle's alarm is "below").
     """
     if task == "multiclass":
         k = max(range(len(out)), key=out.__getitem__)
         named = {"class": classes[k]} if classes else {}
         return {"prediction": k, **named, "score": out[k], "scores": out}
     if task == "regression":
-        alarm = {"alarm": int(out >= threshold)} if threshold is not None else {}
-        return {"prediction": out, "score": out, "value": out, **alarm}
+        if threshold is None:
+            return {"prediction": out, "score": out, "value": out}
+        return {"prediction": out, "score": out, "value": out,
+                "alarm": int(out <= threshold if alarm == "below" else out >= threshold)}  # fmt: skip
     return {"prediction": int(out >= threshold), "score": out}
 
 

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 
 from edge_agent import bench as agent_bench
-from edge_agent.manifest import sha256_file
+from edge_agent import metrics
+from edge_agent.manifest import alarm_of, sha256_file
 from edgectl import __version__, deploy, evaluate, inspect_bundle, profiles
 from edgectl import board as boards
 from edgectl.data import cmapss
@@ -211,9 +212,12 @@ def score(board, split, manifest, labels_note, data=None):
             return None, f"no accuracy: the bundle's label is not a C-MAPSS 'fails within' label ({split.path.name})"
         lookup = cmapss.label_lookup(split, manifest["input"], horizon)
     p = board["predictions"]
+    predicted = p["prediction"]
+    if split is not None and task == "regression":  # cycles left, scored as the "fails within" alarm
+        predicted = metrics.alarms(predicted, manifest["stages"][0]["threshold"], alarm_of(manifest)).astype(int)
+        task = "binary"
     records = [
-        {"type": "prediction", "stream": s, "t": t, "prediction": y}
-        for s, t, y in zip(p["stream"], p["t"], p["prediction"])
+        {"type": "prediction", "stream": s, "t": t, "prediction": y} for s, t, y in zip(p["stream"], p["t"], predicted)
     ]
     try:
         return evaluate.accuracy(records, lookup, task, len(classes)), labels_note

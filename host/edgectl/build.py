@@ -1,12 +1,14 @@
 """`edgectl train`: a reference model on any spec and data -> a model file -> `edgectl convert` -> a bundle.
 
-Cross-validation by stream gives every training window an out-of-fold score: the binary
-decision threshold is chosen on those (never on the windows a model saw), they are the
-validation reported in the manifest, and a cascade is calibrated on them. The final model
+Cross-validation by stream gives every training window an out-of-fold score (a neural model's from
+its INT8 TFLite form, what the board runs): the decision threshold is chosen on those (never on the
+windows a model saw), they are the validation reported in the manifest, and a cascade is calibrated
+on them. The final model
 is trained on every window, written as a file (XGBoost JSON, LightGBM text, skops, Keras) and converted
 exactly as a model the user trained would be. The recipes (C-MAPSS, SECOM) call this.
 """
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +68,8 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
         return train.train_trees(kind, X[mask], y[mask], seed=seed, task=task)
 
     def outputs(model, mask):
-        if neural:
-            return tflite.keras_outputs(model, X[mask])
+        if neural:  # what the board would run: the fold's model as INT8, quantized on its training windows
+            return int8_outputs(model, X[~mask], X[mask])
         return trees.native_outputs(model, X[mask], task)
 
     folds = np.unique(fold)
@@ -75,9 +77,10 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
     for k in folds:
         say(f"cross-validation fold {k + 1}/{len(folds)}: training {kind}")
         oof[fold == k] = outputs(fit(fold != k), fold == k)
-    threshold = metrics.best_threshold(y, oof)[0] if task == "binary" else spec["output"]["threshold"]
+    threshold, alarm = decision_threshold(spec["output"], y, oof)
     method = f"out-of-fold, {len(folds)} folds" + (" by stream" if spec["input"]["stream"] else "")
-    report = convert.validation(task, y, oof, threshold, method)
+    method += ", each fold's model as INT8 TFLite" if neural else ""
+    report = convert.validation(task, y, oof, threshold, method, alarm)
     say(f"training {kind} on all {len(y)} windows; {inspect_bundle.validation_text(report)}")
     model = fit(np.ones(len(y), dtype=bool))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +91,26 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
     manifest = convert.convert(model_file, spec, data, out, profiles, say=say, ds=ds, fitted=fitted,
                                drift_settings=drift_settings, name=kind)  # fmt: skip
     return BuildResult(Path(out), manifest, model, report, oof, y, model_file)
+
+
+def decision_threshold(output, y, oof):
+    """The stage's threshold, chosen on out-of-fold outputs: binary, the best F1; a regression with an alarm
+    level (the spec's threshold), the alarm threshold whose alarms best match the true values' at that level.
+    Returns (threshold, (level, direction) or None)."""
+    if output["task"] == "binary":
+        return metrics.best_threshold(y, oof)[0], None
+    if output["task"] == "regression" and output["threshold"] is not None:
+        alarm = (output["threshold"], output["alarm"] or "above")
+        return metrics.best_alarm_threshold(y, oof, *alarm)[0], alarm
+    return output["threshold"], None
+
+
+def int8_outputs(model, calibration_windows, windows):
+    """The outputs of a Keras model converted to INT8 TFLite (quantized on calibration_windows) on windows."""
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "fold.tflite"
+        path.write_bytes(tflite.to_int8(model, calibration_windows))
+        return tflite.tflite_outputs(path, windows)[0]
 
 
 def stream_folds(ds, k):

@@ -1,10 +1,13 @@
 """Two-stage bundles: a compiled tree model answers confident windows, a TFLite model the uncertain ones.
 
 The uncertainty band [low, high) on stage 1's score is calibrated on out-of-fold
-scores of the training units (never the test split): of all bands whose cascade F1
-is no worse than the better single stage's F1 minus a tolerance, the one that
-escalates the fewest windows. Stage 1 runs on every window and stage 2 only on
-escalated ones, so the fewest escalations is the lowest mean latency.
+scores of the training units (never the test split): of all bands under which the
+cascade decides as the better single stage does on every out-of-fold window (but a
+tolerated share), the one that escalates the fewest windows. Stage 1 runs on every
+window and stage 2 only on escalated ones, so the fewest escalations is the lowest
+mean latency. Asking for the same decisions, not only the same F1, matters: a band
+whose F1 matched stage 2's by trading one error for another lost 0.006 F1 on the
+FD001 test split, the band that keeps stage 2's decisions lost none.
 """
 
 import json
@@ -17,7 +20,7 @@ from edge_convert import bundle
 from edgectl.convert import fresh_dir
 from edgectl.errors import EdgectlError
 
-TOLERANCE = 0.0  # F1 the cascade may give up against the better single stage (out of fold)
+TOLERANCE = 0.0  # share of out-of-fold windows the cascade may decide unlike the better single stage
 EDGES = 200  # candidate band edges: quantiles of stage 1's out-of-fold scores
 CURVE_STEPS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
 SPEC_KEYS = ("input", "window", "preprocessing", "features", "output")
@@ -38,15 +41,19 @@ def calibrate(y, first, second, tolerance=TOLERANCE):
     s1, y, p1, p2 = s1[order], y[order], p1[order], p2[order]
     # Scores are probabilities: -1 and 2 lie beyond every score, so "all below" and "all above" are bands too;
     # low == high == t1 is the empty band (stage 1 alone).
-    quantiles = np.quantile(s1, np.linspace(0, 1, EDGES + 1))
-    edges = np.unique(np.concatenate([quantiles, [t1, -1.0, 2.0]]))
+    # The stages' disagreements give edges too: a band that just holds them all (or all but a tolerated share).
+    steps = np.linspace(0, 1, EDGES + 1)
+    split = np.quantile(s1[p1 != p2], steps) if np.any(p1 != p2) else np.array([t1])
+    edges = np.unique(np.concatenate([np.quantile(s1, steps), [t1, -1.0, 2.0], split, np.nextafter(split, 3)]))
     low, high = np.meshgrid(edges[edges <= t1], edges[edges >= t1], indexing="ij")
     lo, hi = np.searchsorted(s1, low.ravel(), "left"), np.searchsorted(s1, high.ravel(), "left")
     f1, escalated = _band_f1(y, p1, p2, lo, hi), (hi - lo) / len(y)
     single = {"stage1": _f1(y, p1), "stage2": _f1(y, p2)}
-    feasible = (
-        f1 >= max(single.values()) - tolerance
-    )  # never empty: the grid holds "stage 1 alone" and "all to stage 2"
+    # Unlike the better stage: stage 2 -> the disagreements left outside the band; stage 1 -> those inside it.
+    differ = np.concatenate([[0], np.cumsum(p1 != p2)])
+    inside = differ[hi] - differ[lo]
+    unlike = (differ[-1] - inside if single["stage2"] > single["stage1"] else inside) / len(y)
+    feasible = unlike <= tolerance  # never empty: the grid holds "stage 1 alone" and "all to stage 2"
     best = np.flatnonzero(feasible)[np.lexsort((-f1[feasible], escalated[feasible]))[0]]
     return {
         "low": float(low.ravel()[best]),
@@ -54,6 +61,7 @@ def calibrate(y, first, second, tolerance=TOLERANCE):
         "escalation": float(escalated[best]),
         "f1": float(f1[best]),
         "f1_single": single,
+        "unlike_better_stage": float(unlike[best]),
         "tolerance": tolerance,
         "windows": len(y),
         "method": "out-of-fold scores of the training units",

@@ -160,7 +160,7 @@ def _write(model, name, model_path, spec, ds, work, profiles, say, fitted):
     except ConversionError as exc:
         raise EdgectlError(str(exc)) from None
     outputs = trees.native_outputs(model, ds.X, task)
-    stage.update(parity={arch: dict(p, windows="every window of --data") for arch, p in stage["parity"].items()})
+    stage.update(parity={arch: dict(p, windows=_checked_on(fitted)) for arch, p in stage["parity"].items()})
     _decide(stage, task, spec, ds, outputs, fitted)
     golden = _golden(spec, ds, name, "features", lambda X: trees.native_outputs(model, X, task))
     built_with = {"model": type(model).__name__, "model_file": Path(model_path).name, "versions": _versions(),
@@ -171,8 +171,11 @@ def _write(model, name, model_path, spec, ds, work, profiles, say, fitted):
 def _decide(stage, task, spec, ds, outputs, fitted):
     """The stage's threshold and validation: chosen out of fold by `edgectl train`, else the spec's
     threshold and the model's scores on --data."""
-    threshold = fitted.get("threshold", spec["output"]["threshold"])
-    stage.update(threshold=threshold, validation=fitted.get("validation") or validation(task, ds.y, outputs, threshold))
+    out = spec["output"]
+    threshold = fitted.get("threshold", out["threshold"])
+    alarm = (out["threshold"], out["alarm"] or "above")
+    report = fitted.get("validation") or validation(task, ds.y, outputs, threshold, alarm=alarm)
+    stage.update(threshold=threshold, validation=report)
 
 
 def _write_bundle(work, name, spec, ds, stage, golden, built_with, scores, fitted):
@@ -242,6 +245,7 @@ def _write_neural(model, name, model_path, spec, ds, stage_input, work, precisio
     mean_tolerance = (INT8_MEAN_TOLERANCE if int8 else FLOAT_TOLERANCE) * scale
     report = {
         "windows": len(outputs),
+        "checked_on": _checked_on(fitted),
         "precision": "int8" if int8 else "float32",
         "runtime": runtime.runtime,
         "ops": sorted({op["op"] for op in ops}),
@@ -323,22 +327,37 @@ def _agreement(task, a, b, threshold):
 
 
 def validation(
-    task, y, outputs, threshold, method="on the windows of --data (in-sample if the model was trained on them)"
-):
+    task, y, outputs, threshold, method="on the windows of --data (in-sample if the model was trained on them)",
+    alarm=None,
+):  # fmt: skip
     """Scores of outputs against the labelled windows: F1 (binary), accuracy and macro-F1 (multiclass), MAE and
-    RMSE (regression)."""
+    RMSE (regression; with alarm = (level, direction), also the alarms' F1 at the threshold against the true
+    values' alarms at the level)."""
     labelled = ~np.isnan(y)
     if not labelled.any():
         return {"method": "no label column in --data"}
     y, out = y[labelled], outputs[labelled]
     if task == "regression":
         err = out - y
-        return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))), "n": int(len(y)),
-                "method": method}  # fmt: skip
+        found = {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))), "n": int(len(y))}
+        if alarm is not None and threshold is not None:
+            level, direction = alarm
+            truth, said = metrics.alarms(y, level, direction), metrics.alarms(out, threshold, direction)
+            scores = metrics.classification(truth, said)
+            found["alarm"] = {"level": level, "direction": direction, "threshold": threshold, **scores}
+        return {**found, "method": method}
     if task == "multiclass":
         pred = out.argmax(axis=1)
         return {**metrics.multiclass(y.astype(int), pred, out.shape[1]), "method": method}
     return {**metrics.classification(y.astype(int), out >= threshold), "method": method}
+
+
+def _checked_on(fitted):
+    """Which windows the build-time checks (tree parity, TFLite against Keras) ran on: the training
+    windows are in-sample, and the INT8 quantizer was calibrated on them too."""
+    if "training" in fitted:
+        return "every training window (in-sample)"
+    return "every window of --data (in-sample if the model was trained on them)"
 
 
 def _training(fitted):

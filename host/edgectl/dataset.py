@@ -111,7 +111,7 @@ def _fit(spec, input_section, samples):
         "window": {"length": win["length"], "stride": win["stride"]},
         "preprocessing": fitted,
         "features": _features_section(spec, kinds, time),
-        "output": {k: out[k] for k in ("task", "classes", "label", "threshold") if out[k] is not None},
+        "output": {k: out[k] for k in ("task", "classes", "label", "threshold", "alarm") if out[k] is not None},
     }
 
 

@@ -15,6 +15,12 @@ def predictions(records):
     return [r for r in records if r.get("type") == "prediction"]
 
 
+def alarms_as_predictions(records):
+    """The records with a regression's alarm (0/1) as the prediction, to score as a binary task; records
+    without an alarm as they are."""
+    return [dict(r, prediction=r["alarm"]) if "alarm" in r else r for r in records]
+
+
 def accuracy(records, lookup, task="binary", n_classes=2):
     """Scores of the agent's predictions on all windows and on the last window of each stream:
     binary F1, precision, recall; multiclass accuracy and macro-F1; regression MAE and RMSE."""

@@ -79,6 +79,9 @@ def validation_text(val):
     """'F1 0.932 out-of-fold', 'accuracy 0.91, macro-F1 0.90 in-sample', ...: the scores and how they were had."""
     names = {"f1": "F1", "accuracy": "accuracy", "macro_f1": "macro-F1", "mae": "MAE", "rmse": "RMSE"}
     scores = ", ".join(f"{label} {val[key]:.3f}" for key, label in names.items() if key in val)
+    if "alarm" in val:  # a regression's alarm: "alarm F1 0.97 at <= 30.9"
+        a = val["alarm"]
+        scores += f", alarm F1 {a['f1']:.3f} at {'<=' if a['direction'] == 'below' else '>='} {a['threshold']:.4g}"
     how = val.get("method", "")
     how = "out-of-fold" if how.startswith("out-of-fold") else "on --data" if how.startswith("on the windows") else how
     return f"{scores} ({how})" if scores else how or "-"

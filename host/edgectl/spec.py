@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 TASKS = ("binary", "multiclass", "regression")
+ALARMS = ("above", "below")  # a regression alarms at or above its threshold, or at or below it
 IMPUTE = ("none", "median")
 SCALE = ("none", "standard", "per-condition")
 DEFAULT_FEATURES = ["mean", "std", "min", "max", "slope", "last"]
@@ -72,6 +73,7 @@ def check(raw, where):
             "label": _name(out, "label", where, "output"),
             "classes": _classes(out, where),
             "threshold": _number(out, "threshold", where),
+            "alarm": _choice(out, "alarm", ALARMS, None, where, "output") if "alarm" in out else None,
         },
         "channel": _channels(raw, where),
     }
@@ -97,6 +99,9 @@ def _cross_check(spec, where):
         if not 0 < t <= 1:
             raise EdgectlError(f"{where}: [output] threshold of a binary task must be in (0, 1], not {t}")
         out["threshold"] = t
+    if out["alarm"] is not None and (out["task"] != "regression" or out["threshold"] is None):
+        raise EdgectlError(f'{where}: [output] alarm ("above" or "below" the threshold) is for a regression task '
+                           "with a threshold")  # fmt: skip
     if out["task"] == "multiclass" and out["threshold"] is not None:
         raise EdgectlError(f"{where}: [output] threshold is for binary and regression tasks")
     if spec["window"]["features"] == "raw" and spec["window"]["time_feature"]:
@@ -342,6 +347,9 @@ def _template(name, header, columns, stream, time, label, task, classes):
         lines.append(f"classes = [{', '.join(q(c) for c in classes)}]   # label values in class-index order")
     if task == "binary":
         lines.append("threshold = 0.5           # decision threshold on the positive class's probability")
+    if task == "regression":
+        lines.append("# threshold = 1.0         # an alarm level: values at or above it alarm (or at or below it with")
+        lines.append('# alarm = "below"         # this; `train` then picks the alarm threshold out of fold)')
     return "\n".join(lines) + "\n"
 
 

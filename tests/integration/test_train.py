@@ -36,6 +36,7 @@ def test_train_fits_a_reference_model_on_any_spec_and_converts_it(vibration, tmp
     assert result["accuracy"]["all_windows"]["n"] == len(preds) and result["accuracy"]["all_windows"]["mae"] >= 0
     assert "labels from column wear_pct" in result["accuracy_note"]
     assert manifest["stages"][0]["validation"]["method"] == "out-of-fold, 5 folds by stream"
+    assert {p["windows"] for p in manifest["stages"][0]["parity"].values()} == {"every training window (in-sample)"}
 
 
 def test_train_fits_a_neural_model_on_the_raw_window_of_a_features_spec(vibration, tmp_path):
@@ -48,7 +49,8 @@ def test_train_fits_a_neural_model_on_the_raw_window_of_a_features_spec(vibratio
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     stage = manifest["stages"][0]
     assert stage["kind"] == "tflite" and stage["input"] == "window" and stage["outputs"] == 3
-    assert stage["validation"]["method"] == "out-of-fold, 3 folds by stream" and "macro_f1" in stage["validation"]
+    assert stage["validation"]["method"] == "out-of-fold, 3 folds by stream, each fold's model as INT8 TFLite"
+    assert "macro_f1" in stage["validation"]
     X, _ = raw_windows(raw_spec(work), data, tmp_path / "windows.npz")  # the same windows, as a user reads them
     model = keras.models.load_model(tmp_path / "b.model.keras")
     native = np.asarray(model(X.astype(np.float32), training=False), dtype=np.float64)

@@ -28,7 +28,7 @@ def test_xgboost_multiclass_from_json(vibration, tmp_path):
     model = xgboost.XGBClassifier(n_estimators=40, max_depth=4, objective="multi:softprob").fit(X, y.astype(int))
     model.get_booster().save_model(tmp_path / "model.json")
     manifest = converted(tmp_path / "model.json", spec, data, tmp_path / "bundle")
-    assert manifest["format_version"] == 4 and manifest["output"]["task"] == "multiclass"
+    assert manifest["format_version"] == 5 and manifest["output"]["task"] == "multiclass"
     preds = serve(tmp_path / "bundle", data, tmp_path / "board")
     native = model.predict_proba(X.astype(np.float32))
     assert [(p["stream"], repr(p["t"])) for p in preds] == [(s, repr(float(t))) for s, t in keys]
@@ -157,6 +157,8 @@ def test_spec_errors_name_the_file_and_key(tmp_path):
         '[input]\ncolumns = ["a"]\n[window]\nlength = 0\n': "[window] length = 0",
         '[input]\ncolumns = ["a"]\n[output]\ntask = "ranking"\n': "[output] task = 'ranking'; allowed",
         '[input]\ncolumns = ["a"]\n[output]\ntask = "multiclass"\n': "needs classes",
+        '[input]\ncolumns = ["a"]\n[output]\ntask = "binary"\nalarm = "below"\n': "[output] alarm",
+        '[input]\ncolumns = ["a"]\n[output]\ntask = "regression"\nthreshold = 3\nalarm = "under"\n': "allowed: above",
         '[input]\ncolumns = ["a"]\n[window]\nfeatures = ["median"]\n': "[window] features",
         "[input]\n": "[input] columns is missing",
         '[inputs]\ncolumns = ["a"]\n': "unknown table [inputs]",

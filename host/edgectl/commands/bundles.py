@@ -26,7 +26,7 @@ from edgectl.train import MODEL_KINDS, TREE_KINDS
     "--cascade-tolerance",
     default=0.0,
     show_default=True,
-    help="With --model cascade: F1 the cascade may give up against the better single stage (out of fold).",
+    help="With --model cascade: share of out-of-fold windows the cascade may decide unlike the better single stage.",
 )
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Sign the bundle with this private key.")
 @click.option(

@@ -89,13 +89,17 @@ def labels(rul, horizon=30):
 
 
 LABEL = "fails_within_{}"  # the label column the recipe writes: 1 when the unit fails within that many cycles
+RUL_LABEL = "rul_capped_{}"  # or, for a regression: the cycles left, capped (early life all looks alike)
 
 
 def label_horizon(manifest):
-    """The horizon of a C-MAPSS bundle's label (version 3: its label column's name; before: label.horizon)."""
+    """The horizon of a C-MAPSS bundle's label (version 3: its label column's name; before: label.horizon;
+    a regression on the cycles left: its alarm level)."""
     if "horizon" in manifest.get("label", {}):
         return manifest["label"]["horizon"]
     name = manifest.get("output", {}).get("label") or ""
+    if name.startswith(RUL_LABEL.format("")) and manifest["output"].get("threshold") is not None:
+        return int(manifest["output"]["threshold"])
     prefix = LABEL.format("")
     return int(name[len(prefix) :]) if name.startswith(prefix) and name[len(prefix) :].isdigit() else None
 
@@ -109,11 +113,14 @@ def label_lookup(split, input_spec, horizon):
     }
 
 
-def write_csv(path, split, horizon):
-    """Write a split as a CSV file with a header and the label column (what `edgectl train` reads)."""
+def write_csv(path, split, horizon, rul_cap=None):
+    """Write a split as a CSV file with a header and the label column (what `edgectl train` reads): "fails
+    within `horizon` cycles", or with rul_cap the cycles left capped at rul_cap."""
+    label = RUL_LABEL.format(rul_cap) if rul_cap else LABEL.format(horizon)
+    values = np.minimum(split.rul, rul_cap).astype(int) if rul_cap else labels(split.rul, horizon)
     with open(path, "w") as f:
-        f.write(",".join([*COLUMNS, LABEL.format(horizon)]) + "\n")
-        for row, y in zip(split.rows, labels(split.rul, horizon)):
+        f.write(",".join([*COLUMNS, label]) + "\n")
+        for row, y in zip(split.rows, values):
             f.write(",".join([str(int(row[0])), str(int(row[1])), *map(repr, row[2:].tolist()), str(int(y))]) + "\n")
     return Path(path)
 
