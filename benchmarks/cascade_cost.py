@@ -60,7 +60,7 @@ def run(args, work):
     got = subprocess.run(argv, capture_output=True, text=True, check=True)
     results = json.loads(got.stdout)["results"]
     rows = [row(name, r) for name, r in zip(bundles, results)]
-    always = rows[1]
+    always = next(r for r in rows if r["bundle"] == args.stage2)
     for r in rows:
         r["x_query_mean"] = r["query_mean"] / always["query_mean"]
         r["x_inference_mean"] = r["inference_mean"] / always["inference_mean"]

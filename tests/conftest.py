@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from boards import arm64, sshd
 from fuzzing import Fuzzer
+from your_data import vibration_data
 
 from edgectl.data import cmapss, synthetic
 from edgectl.recipes import cmapss as recipe
@@ -130,3 +131,9 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(
             f"fuzzed {got['inputs']} inputs ({targets}), {got['crashes']} crashes; {got['path']}"
         )
+
+
+@pytest.fixture(scope="module")
+def vibration(tmp_path_factory):
+    """(folder, vibration.csv): a user's sensor CSV and the spec `edgectl init` wrote for it (tests/your_data.py)."""
+    return vibration_data(tmp_path_factory)

@@ -29,8 +29,10 @@ def best_threshold(y_true, scores):
 
 
 def alarms(values, threshold, direction="above"):
-    """The alarms of regression values: at or above the threshold, or at or below it ("below")."""
-    values = np.asarray(values, dtype=np.float64)
+    """The alarms of regression values (a number, a list or an array): at or above the threshold, or at or
+    below it ("below"). The agent's record and the host's scores use this one rule."""
+    if isinstance(values, (list, tuple)):  # a number stays a number: the agent calls this once a window
+        values = np.asarray(values, dtype=np.float64)
     return values <= threshold if direction == "below" else values >= threshold
 
 

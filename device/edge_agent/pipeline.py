@@ -6,7 +6,7 @@ I/O beyond a cheap RSS read every few hundred windows.
 
 import time
 
-from edge_agent import preprocess
+from edge_agent import metrics, preprocess
 from edge_agent.drift import DriftMonitor
 from edge_agent.manifest import alarm_of, task_of
 from edge_agent.runtimes import load_stage
@@ -145,10 +145,8 @@ def outcome(task, out, threshold, classes=None, alarm="above"):
         named = {"class": classes[k]} if classes else {}
         return {"prediction": k, **named, "score": out[k], "scores": out}
     if task == "regression":
-        if threshold is None:
-            return {"prediction": out, "score": out, "value": out}
-        return {"prediction": out, "score": out, "value": out,
-                "alarm": int(out <= threshold if alarm == "below" else out >= threshold)}  # fmt: skip
+        said = {"alarm": int(metrics.alarms(out, threshold, alarm))} if threshold is not None else {}
+        return {"prediction": out, "score": out, "value": out, **said}
     return {"prediction": int(out >= threshold), "score": out}
 
 

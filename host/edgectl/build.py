@@ -3,9 +3,8 @@
 Cross-validation by stream gives every training window an out-of-fold score (a neural model's from
 its INT8 TFLite form, what the board runs): the decision threshold is chosen on those (never on the
 windows a model saw), they are the validation reported in the manifest, and a cascade is calibrated
-on them. The final model
-is trained on every window, written as a file (XGBoost JSON, LightGBM text, skops, Keras) and converted
-exactly as a model the user trained would be. The recipes (C-MAPSS, SECOM) call this.
+on them. The final model is trained on every window, written as a file (XGBoost JSON, LightGBM text,
+skops, Keras) and converted exactly as a model the user trained would be. The recipes (C-MAPSS, SECOM) call this.
 """
 
 import tempfile
@@ -100,7 +99,7 @@ def decision_threshold(output, y, oof):
     if output["task"] == "binary":
         return metrics.best_threshold(y, oof)[0], None
     if output["task"] == "regression" and output["threshold"] is not None:
-        alarm = (output["threshold"], output["alarm"] or "above")
+        alarm = (output["threshold"], output["alarm"])
         return metrics.best_alarm_threshold(y, oof, *alarm)[0], alarm
     return output["threshold"], None
 

@@ -173,7 +173,7 @@ def _decide(stage, task, spec, ds, outputs, fitted):
     threshold and the model's scores on --data."""
     out = spec["output"]
     threshold = fitted.get("threshold", out["threshold"])
-    alarm = (out["threshold"], out["alarm"] or "above")
+    alarm = (out["threshold"], out["alarm"])
     report = fitted.get("validation") or validation(task, ds.y, outputs, threshold, alarm=alarm)
     stage.update(threshold=threshold, validation=report)
 

@@ -102,6 +102,8 @@ def _cross_check(spec, where):
     if out["alarm"] is not None and (out["task"] != "regression" or out["threshold"] is None):
         raise EdgectlError(f'{where}: [output] alarm ("above" or "below" the threshold) is for a regression task '
                            "with a threshold")  # fmt: skip
+    if out["task"] == "regression" and out["threshold"] is not None:
+        out["alarm"] = out["alarm"] or "above"
     if out["task"] == "multiclass" and out["threshold"] is not None:
         raise EdgectlError(f"{where}: [output] threshold is for binary and regression tasks")
     if spec["window"]["features"] == "raw" and spec["window"]["time_feature"]:

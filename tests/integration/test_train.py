@@ -7,14 +7,9 @@ import json
 import numpy as np
 import pytest
 from cli import edgectl
-from your_data import raw_spec, raw_windows, serve, spec_for, vibration_data, with_bearing_column
+from your_data import raw_spec, raw_windows, serve, spec_for, with_bearing_column
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def vibration(tmp_path_factory):
-    return vibration_data(tmp_path_factory)
 
 
 def test_train_fits_a_reference_model_on_any_spec_and_converts_it(vibration, tmp_path):

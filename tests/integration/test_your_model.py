@@ -9,14 +9,9 @@ import os
 import numpy as np
 import pytest
 from cli import edgectl
-from your_data import PARITY, converted, features_of, serve, spec_for, vibration_data, with_bearing_column
+from your_data import PARITY, converted, features_of, serve, spec_for, with_bearing_column
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def vibration(tmp_path_factory):
-    return vibration_data(tmp_path_factory)
 
 
 def test_xgboost_multiclass_from_json(vibration, tmp_path):

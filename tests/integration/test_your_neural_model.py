@@ -5,16 +5,11 @@ bundle's INT8 tolerance (float32: 1e-4) of the model's own output."""
 import numpy as np
 import pytest
 from cli import edgectl
-from your_data import converted, raw_spec, raw_windows, serve, vibration_data
+from your_data import converted, raw_spec, raw_windows, serve
 
 from edge_convert.quiet import captured_output
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def vibration(tmp_path_factory):
-    return vibration_data(tmp_path_factory)
 
 
 def small_keras(shape, classes):
