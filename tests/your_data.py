@@ -94,3 +94,18 @@ def raw_windows(spec, data, out):
     assert got.returncode == 0, got.stderr
     arrays = np.load(out)
     return arrays["X"], arrays["y"].astype(int)
+
+
+def lightgbm_binary(vibration, tmp_path):
+    """A small LightGBM binary model on the vibration data's window features, saved as tmp_path/model.txt:
+    (booster, spec path, labelled data, y, X)."""
+    import lightgbm
+
+    work, data = vibration
+    data = with_bearing_column(data, tmp_path / "labelled.csv")
+    spec = spec_for(work, "binary")
+    _, _, y, X = features_of(spec, data, tmp_path / "features.csv")
+    booster = lightgbm.train({"objective": "binary", "verbose": -1, "num_leaves": 8},
+                             lightgbm.Dataset(X, y), num_boost_round=30)  # fmt: skip
+    booster.save_model(str(tmp_path / "model.txt"))
+    return booster, spec, data, y, X

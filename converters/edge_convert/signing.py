@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_agent.errors import AgentError
 from edge_agent.manifest import SIGNATURE_NAME, load_bundle, read_manifest_bytes
-from edge_agent.signature import format_key, key_id, parse_key, signature_record
+from edge_agent.signature import KEY_HEADER, format_key, key_id, parse_key, signature_record
 from edge_convert import ConversionError
 from edge_convert.archive import pack
 
@@ -48,6 +48,12 @@ def load_private_key(path):
         text = path.read_text()
     except OSError as exc:
         raise ConversionError(f"cannot read the signing key {path}: {exc.strerror}") from None
+    if text.lstrip().startswith(KEY_HEADER.format(kind="public")):  # before the mode: a .pub is readable by design
+        private = path.with_suffix(".key") if path.suffix == ".pub" else "NAME.key"
+        raise ConversionError(
+            f"{path} is a public key; --sign takes the private key of the pair: pass {private} "
+            "(edgectl keygen writes NAME.key and NAME.pub)"
+        )
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConversionError(
             f"{path}: the signing key is readable by others (mode {mode & 0o777:o}); chmod 600 {path}"
@@ -64,6 +70,12 @@ def load_public_key(path):
         text = Path(path).read_text()
     except OSError as exc:
         raise ConversionError(f"cannot read the public key {path}: {exc.strerror}") from None
+    if text.lstrip().startswith(KEY_HEADER.format(kind="private")):  # the secret must never leave this machine
+        public = Path(path).with_suffix(".pub") if Path(path).suffix == ".key" else "NAME.pub"
+        raise ConversionError(
+            f"{path} is a private key; --trust-key takes the public key of the pair: pass {public} "
+            "(the private key stays on the machine that signs)"
+        )
     try:
         return parse_key(text, "public", path)
     except AgentError as exc:

@@ -89,6 +89,7 @@ def bench(
         "timeline": run.timeline(),
         "monitor": run.monitor,
         "errors": dict(run.errors),
+        "drift": run.drift,
         "degraded": info.get("degraded"),
         "predictions": run.preds.columns(),
         "board": boardinfo.identity(),
@@ -201,6 +202,7 @@ class _Run:
         self.stage_names = [s["name"] for s in pipeline.specs]
         self.q, self.preds = _Queries(), _Predictions(pipeline.task)
         self.errors = Counter()
+        self.drift = []  # drift records of the first pass
         self.passes = 0
         self.samples = 0
         self.samples_at_measure = 0  # samples read when warm-up ended
@@ -231,7 +233,7 @@ class _Run:
                     self.errors[exc.reason] += 1
                     continue
                 t1 = clock()
-                self.pipeline.events.clear()  # drift records are not what a bench measures; kept they would grow
+                self._keep_drift()
                 if rec is None:
                     continue
                 windows += 1
@@ -247,6 +249,14 @@ class _Run:
                 self.windows_per_pass = windows
             if self.done():
                 return
+
+    def _keep_drift(self):
+        """The drift records of the first pass, as `run` would write them serving the file once; later passes
+        replay the same data from fresh state and would only repeat them (and grow without bound)."""
+        if self.pipeline.events:
+            if self.passes == 1:
+                self.drift += [r for r in self.pipeline.events if r["type"] == "drift"]
+            self.pipeline.events.clear()
 
     def _add(self, rec, total_ns, end_ns):
         stage = self.stage_names.index(rec["stage"])

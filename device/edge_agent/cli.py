@@ -10,25 +10,44 @@ import sys
 from edge_agent import __version__, bench, releases
 from edge_agent.agent import run, start
 from edge_agent.errors import AgentError
-from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle, trusted_keys
+from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle, public_key_from_b64, trusted_keys
 from edge_agent.streams import DEFAULT_SILENT_AFTER_S
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="edge-agent", description="Serve an edgectl bundle on this board.")
+class _Help(argparse.HelpFormatter):
+    """Says an option's default after its help, when it has one worth saying (not None, a flag's False or
+    suppressed) and the help does not say it already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unsaid = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if unsaid or not action.option_strings or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser with _Help; its subcommands' parsers are of this class too (argparse makes them so)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+
+def build_parser():
+    """The edge-agent command line: every option with its help and default."""
+    parser = _Parser(prog="edge-agent", description="Serve an edgectl bundle on this board.")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     parser.add_argument("--trusted-keys", metavar="DIR", default=DEFAULT_TRUSTED_KEYS, help=_TRUSTED_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="serve samples from a file or stdin, JSON records to stdout")
-    p_run.add_argument("--bundle", required=True, help="bundle directory (e.g. /opt/edgectl/current)")
+    p_run.add_argument("--bundle", required=True, help=_BUNDLE_HELP)
     p_run.add_argument(
         "--input", default="-", help="- (stdin), a sample file, tcp:127.0.0.1:PORT or serial:/dev/ttyAMA0@115200"
     )
     p_run.add_argument("--output", default="-", help="- (stdout), or the input's serial link: serial:/dev/ttyAMA0")
     p_run.add_argument("--journal", help="directory of the serial link's journal (default STATE_DIR/journal)")
-    p_run.add_argument(
-        "--stats-every", type=_positive, default=1000, help="windows between stats records (default 1000)"
-    )
+    p_run.add_argument("--stats-every", type=_positive, default=1000, help="windows between stats records")
     p_run.add_argument("--state-dir", help="keep the latest stats in STATE_DIR/stats.json (the service)")
     p_run.add_argument(
         "--silent-after",
@@ -38,27 +57,47 @@ def main(argv=None):
         help="flag a stream with no sample for this long (a 'stream' record; 0: never)",
     )
     p_test = sub.add_parser("selftest", help="verify the bundle and run its golden vectors, then exit")
-    p_test.add_argument("--bundle", required=True)
+    p_test.add_argument("--bundle", required=True, help=_BUNDLE_HELP)
     p_verify = sub.add_parser("verify", help="check the bundle's manifest and the sha256 of every file, then exit")
-    p_verify.add_argument("--bundle", required=True)
+    p_verify.add_argument("--bundle", required=True, help=_BUNDLE_HELP)
     for p in (p_run, p_test, p_verify):  # also after the command; SUPPRESS keeps a value given before it
         p.add_argument("--trusted-keys", metavar="DIR", default=argparse.SUPPRESS, help=_TRUSTED_HELP)
     sub.add_parser("info", help="print this board's arch, Python and agent version as JSON")
     p_rel = sub.add_parser("release", help="the board's releases (used by edgectl deploy and rollback); JSON out")
-    p_rel.add_argument("action", choices=("commit", "switch", "undo", "settle", "show"))
+    p_rel.add_argument(
+        "action",
+        choices=("commit", "switch", "undo", "settle", "show"),
+        help="commit an upload as releases/<id>; switch current to --to; undo or settle that switch; show the links",
+    )
     p_rel.add_argument("--home", required=True, help="the edgectl home on this board (releases/, current)")
     p_rel.add_argument("--incoming", help="commit: the uploaded directory's name in HOME/releases")
     p_rel.add_argument("--to", help="switch: the bundle id current points at next")
+    p_rel.add_argument(
+        "--also-trust",
+        metavar="BASE64",
+        help="commit: verify against this public key too (base64 of its 32 bytes; a deploy's --trust-key)",
+    )
     p_rel.add_argument("--keep-previous", action="store_true", help="switch: the old current becomes previous")
+    p_rel.add_argument(
+        "--installs-key",
+        metavar="KEY_ID",
+        help="switch: the deploy installs this trusted key next (new to the board); an undo takes it out again",
+    )
     p_rel.add_argument("--trusted-keys", metavar="DIR", default=argparse.SUPPRESS, help=_TRUSTED_HELP)
     p_bench = sub.add_parser("bench", help="measure the bundle on this board (single-stream); one JSON result")
-    p_bench.add_argument("--bundle", required=True)
+    p_bench.add_argument("--bundle", required=True, help=_BUNDLE_HELP)
     p_bench.add_argument("--input", required=True, help="sample file replayed in order (CSV or JSON lines)")
-    p_bench.add_argument("--warmup", type=int, default=bench.DEFAULT_WARMUP, help="queries not counted")
-    p_bench.add_argument("--min-queries", type=int, default=bench.DEFAULT_MIN_QUERIES, help="counted queries")
-    p_bench.add_argument("--min-duration", type=float, default=bench.DEFAULT_MIN_DURATION_S, help="seconds")
+    p_bench.add_argument("--warmup", type=int, default=bench.DEFAULT_WARMUP, help="warm-up queries, not counted")
+    p_bench.add_argument("--min-queries", type=int, default=bench.DEFAULT_MIN_QUERIES, help="counted queries, at least")
+    p_bench.add_argument(
+        "--min-duration", type=float, default=bench.DEFAULT_MIN_DURATION_S, help="seconds of counted queries, at least"
+    )
     p_bench.add_argument("--trusted-keys", metavar="DIR", default=argparse.SUPPRESS, help=_TRUSTED_HELP)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
@@ -100,13 +139,14 @@ def _release_op(args):
     if args.action == "commit":
         if args.incoming is None:
             raise AgentError("release commit needs --incoming NAME")
-        return releases.commit(home, args.incoming, args.trusted_keys)
+        also = public_key_from_b64(args.also_trust, "--also-trust") if args.also_trust else None
+        return releases.commit(home, args.incoming, args.trusted_keys, also)
     if args.action == "switch":
         if args.to is None:
             raise AgentError("release switch needs --to BUNDLE_ID")
-        return releases.switch(home, args.to, args.keep_previous)
+        return releases.switch(home, args.to, args.keep_previous, args.installs_key)
     if args.action == "undo":
-        return {"undone": releases.undo(home)}
+        return {"undone": releases.undo(home, args.trusted_keys)}
     if args.action == "settle":
         releases.settle(home)
         return {"settled": True}
@@ -120,6 +160,7 @@ def _run(args):
     return 0
 
 
+_BUNDLE_HELP = "bundle directory (e.g. /opt/edgectl/current)"
 _TRUSTED_HELP = (
     f"directory of trusted public keys (*.pub, default {DEFAULT_TRUSTED_KEYS}); "
     "with any there, only bundles signed by one of them are served"

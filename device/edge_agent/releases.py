@@ -4,9 +4,10 @@ Every board path the deploy touches is built here by `board_path`, from checked 
 HOME; nothing else on the board deletes, renames or links release directories. The host holds
 the board's deploy lock (HOME/.lock, see `edgectl.board.locked`) around these calls.
 
-A switch first writes HOME/.pending (the release it replaces and the old `previous`); the
-deploy removes it once the new release is healthy. A deploy killed between the two leaves the
-marker, and the next deploy or rollback finishes the switch (healthy) or undoes it.
+A switch first writes HOME/.pending (the release it replaces, the old `previous`, and the trusted
+key the deploy installs, if new); the deploy removes it once the new release is healthy. A deploy
+killed between the two leaves the marker, and the next deploy or rollback finishes the switch
+(healthy) or undoes it, taking that key out again.
 """
 
 import contextlib
@@ -22,6 +23,7 @@ from edge_agent.manifest import BUNDLE_ID, check_bundle_id, content_hash
 from edge_agent.signature import load_trusted_bundle, read_signature
 
 INCOMING = re.compile(r"\.incoming-[0-9a-f]{16}")  # an upload in progress, named by the host
+KEY_ID = re.compile(r"[0-9a-f]{16}")  # signature.key_id
 LINKS = ("current", "previous")
 PENDING = ".pending"
 OPLOCK = ".oplock"
@@ -39,26 +41,27 @@ def board_path(home, *names):
     return path
 
 
-def commit(home, incoming, trusted_keys):
+def commit(home, incoming, trusted_keys, also_trust=None):
     """Make an uploaded directory HOME/releases/<its id>; return {"bundle_id", "reused"}.
 
     The upload is verified first (schema, id, checksums, and the signature where the board trusts
-    keys): nothing in releases/ is deleted or replaced for a bundle the board would refuse. A
-    release of the same id that verifies and carries the same signature is kept (the id names the
-    content, so it holds the same files) and the upload dropped.
+    keys) against the keys the board will trust after the deploy (its own and `also_trust`):
+    nothing in releases/ is deleted or replaced for a bundle the board would refuse. A release of
+    the same id that verifies and carries the same signature is kept (the id names the content, so
+    it holds the same files) and the upload dropped.
     """
     if not INCOMING.fullmatch(incoming):
         raise BundleError(f"{home}: {incoming[:80]!r} is not an upload name (.incoming-<16 hex digits>)")
     upload = board_path(home, "releases", incoming)
     _remove_stale_uploads(home, keep=incoming)
     try:
-        manifest, _ = load_trusted_bundle(upload, trusted_keys)
+        manifest, _ = load_trusted_bundle(upload, trusted_keys, also_trust)
     except BundleError:
         shutil.rmtree(upload, ignore_errors=True)
         raise
     bundle_id = manifest["bundle_id"]
     release = board_path(home, "releases", bundle_id)
-    if release.is_dir() and _same_release(release, upload, trusted_keys):
+    if release.is_dir() and _same_release(release, upload, trusted_keys, also_trust):
         shutil.rmtree(upload)
         return {"bundle_id": bundle_id, "reused": True}
     if release.exists() or release.is_symlink():
@@ -105,15 +108,18 @@ def set_link(home, name, bundle_id):
     _fsync_dir(path.parent)
 
 
-def switch(home, bundle_id, keep_previous=True):
+def switch(home, bundle_id, keep_previous=True, installs_key=None):
     """Make `current` point at bundle_id, recording what to undo in HOME/.pending first.
 
-    keep_previous: the release that was current becomes `previous`. Returns the marker.
+    keep_previous: the release that was current becomes `previous`. installs_key: the id of a trusted
+    key the deploy installs next (new to the board); an undo removes it. Returns the marker.
     """
     if not board_path(home, "releases", bundle_id).is_dir():
         raise BundleError(f"{home}: no release {bundle_id} to switch to")
+    if installs_key is not None and not KEY_ID.fullmatch(installs_key):
+        raise BundleError(f"{installs_key[:40]!r} is not a key id (16 hex digits)")
     old, previous = link(home, "current"), link(home, "previous")
-    marker = {"to": bundle_id, "from": old, "previous": previous}
+    marker = {"to": bundle_id, "from": old, "previous": previous, "key": installs_key}
     path = board_path(home, PENDING)
     tmp = path.with_name(f"{PENDING}.{os.getpid()}")
     with open(tmp, "w") as f:
@@ -133,9 +139,13 @@ def pending(home):
     was written) is {"damaged": true, "to": current, "from": None}: the release it would undo is unknown."""
     try:
         marker = json.loads(board_path(home, PENDING).read_text())
-        ok = isinstance(marker, dict) and all(
-            marker.get(k) is None or (isinstance(marker[k], str) and BUNDLE_ID.fullmatch(marker[k]))
-            for k in ("to", "from", "previous")
+        ok = (
+            isinstance(marker, dict)
+            and all(
+                marker.get(k) is None or (isinstance(marker[k], str) and BUNDLE_ID.fullmatch(marker[k]))
+                for k in ("to", "from", "previous")
+            )
+            and (marker.get("key") is None or (isinstance(marker["key"], str) and KEY_ID.fullmatch(marker["key"])))
         )
     except FileNotFoundError:
         return None
@@ -151,9 +161,10 @@ def settle(home):
     board_path(home, PENDING).unlink(missing_ok=True)
 
 
-def undo(home):
-    """Put `current` and `previous` back as they were before the pending switch; return the marker.
-    A damaged marker says nothing to undo to: the links stay, the marker goes."""
+def undo(home, trusted_keys_dir):
+    """Put `current` and `previous` back as they were before the pending switch, and take out the key
+    it installed; return the marker. A damaged marker says nothing to undo to: the links stay, the
+    marker goes."""
     marker = pending(home)
     if marker is None:
         return None
@@ -162,15 +173,20 @@ def undo(home):
         return marker
     set_link(home, "current", marker["from"])
     set_link(home, "previous", marker.get("previous"))
+    if marker.get("key"):  # checked by pending(): a bare key id, never a path
+        try:
+            (Path(trusted_keys_dir) / f"{marker['key']}.pub").unlink(missing_ok=True)
+        except OSError as exc:
+            raise BundleError(f"{trusted_keys_dir}: cannot take out key {marker['key']}: {exc.strerror}") from None
     settle(home)
     return marker
 
 
-def _same_release(release, upload, trusted_keys):
+def _same_release(release, upload, trusted_keys, also_trust):
     """The release holds the upload's content (the id names it; `created` may differ) signed by the same key."""
     try:
-        kept, kept_signer = load_trusted_bundle(release, trusted_keys)
-        new, _ = load_trusted_bundle(upload, trusted_keys)
+        kept, kept_signer = load_trusted_bundle(release, trusted_keys, also_trust)
+        new, _ = load_trusted_bundle(upload, trusted_keys, also_trust)
     except BundleError:
         return False
     return (

@@ -69,6 +69,14 @@ def trusted_keys(directory=DEFAULT_TRUSTED_KEYS):
     return keys
 
 
+def public_key_from_b64(text, where):
+    """{key id: raw key} of a public key given as base64 of its 32 bytes; AgentError naming `where` otherwise."""
+    raw = _b64(text)
+    if raw is None or len(raw) != KEY_BYTES:
+        raise AgentError(f"{where}: not base64 of a {KEY_BYTES}-byte Ed25519 public key")
+    return {key_id(raw): raw}
+
+
 def signature_record(public_key, signature):
     """The contents of manifest.sig (written by the host's signer)."""
     return {
@@ -136,12 +144,14 @@ def check_signature(bundle_dir, raw_manifest, keys):
     return signed["key_id"]
 
 
-def load_trusted_bundle(bundle_dir, keys_dir=DEFAULT_TRUSTED_KEYS):
+def load_trusted_bundle(bundle_dir, keys_dir=DEFAULT_TRUSTED_KEYS, also_trust=None):
     """load_bundle, after checking the signature when the board has trusted keys: (manifest, signer key id or None).
 
-    The manifest is read once: the bytes whose signature was checked are the bytes parsed.
+    also_trust: {key id: raw key} trusted on top of the directory's (a deploy's --trust-key, checked
+    before the key is installed). The manifest is read once: the bytes whose signature was checked are
+    the bytes parsed.
     """
-    keys = trusted_keys(keys_dir)
+    keys = {**trusted_keys(keys_dir), **(also_trust or {})}
     if not keys:
         return load_bundle(bundle_dir), None
     raw = read_manifest_bytes(bundle_dir)

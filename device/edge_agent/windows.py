@@ -50,10 +50,14 @@ def parse_kind(kind):
     if name in (*_ROLLING, "ewm", "base", "peak") and arg.isdigit() and 1 <= int(arg) <= MAX_SPAN:
         n = int(arg)
         return ("rolling", name, n) if name in _ROLLING else (name, n)
-    raise ValueError(
-        f"unknown feature kind {kind!r}; kinds: {', '.join(WINDOW_KINDS)}, mean:K, std:K, slope:K, mean:all, "
-        f"slope:all, ewm:S, base:N, peak:K (K, S, N from 1 to {MAX_SPAN}) and A-B of two of them"
-    )
+    raise ValueError(f"unknown feature kind {kind!r}; kinds: {KINDS_TEXT}")
+
+
+# Every kind parse_kind takes, as people read it: its error and edgectl's help say it.
+KINDS_TEXT = (
+    f"{', '.join(WINDOW_KINDS)}, mean:K, std:K, slope:K, mean:all, slope:all, ewm:S, base:N, peak:K "
+    f"(K, S, N from 1 to {MAX_SPAN}) and A-B of two of them"
+)
 
 
 def feature_names(columns, time_field=None, kinds=FEATURE_KINDS, channels=()):

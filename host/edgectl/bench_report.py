@@ -7,14 +7,16 @@ runs, failed budgets, degraded stages. The HTML draws its plots as inline SVG.
 import json
 from html import escape
 
-from edgectl import svg
+from edgectl import evaluate, svg
+from edgectl.console import counts_text
 
 STEPS = (("parse", "#0891b2"), ("features", "#ea580c"), ("inference", "#9333ea"))
 OTHER = ("other (record, routing)", "#9ca3af")
 
 
 def alerts(record):
-    """[(kind, text)]: one line per throttled run, failed budget, degraded stage or bad input."""
+    """[(kind, text)]: one line per throttled run, failed budget, degraded stage, meaningless or zero F1,
+    drift alarm or bad input."""
     out = []
     for r in record["results"]:
         bid = r["bundle_id"]
@@ -26,10 +28,19 @@ def alerts(record):
         if r["degraded"]:
             why = "; ".join(f"{k}: {v}" for k, v in r["degraded"].items())
             out.append(("degraded", f"DEGRADED: {bid}: stage {', '.join(r['degraded'])} could not run ({why})"))
+        for text in accuracy_warnings(r):
+            out.append(("accuracy", f"ACCURACY: {text}"))
+        if (r.get("drift") or {}).get("alarms"):
+            out.append(("drift", f"DRIFT: {bid}: {evaluate.drift_text(r['drift'])} on the replay"))
         if r["errors"]:
-            bad = ", ".join(f"{n} {reason}" for reason, n in r["errors"].items())
-            out.append(("note", f"bad input lines in {bid}'s run (skipped): {bad}"))
+            out.append(("note", f"bad input lines in {bid}'s run (skipped): {counts_text(r['errors'])}"))
     return out
+
+
+def accuracy_warnings(result):
+    """One bundle's scores on the labelled replay, if they mean nothing (no positive window) or are 0."""
+    scores = (result["accuracy"] or {}).get("all_windows")
+    return evaluate.score_warnings(scores, f"{result['bundle_id']} on the replay")
 
 
 def summary_rows(record):
@@ -59,6 +70,7 @@ def summary_rows(record):
         ("answered by", lambda r: ", ".join(f"{s['name']} {_pct(s['share'])}" for s in r["stages"])),
         ("p50 / p99 µs by answering stage", _by_stage),
         ("throttling", lambda r: r["throttling"]["status"]),
+        ("drift", lambda r: evaluate.drift_text(r["drift"]) if r.get("drift") else "not reported by this agent"),
         ("budgets", _budget_cell),
     ]
     if all(len(r["stages"]) == 1 for r in record["results"]):
@@ -380,7 +392,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;paddi
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 h3{font-size:14px;margin:16px 0 4px}.meta{color:#555;margin:0 0 12px}
 .alert{padding:8px 12px;margin:6px 0;border-radius:4px;font-weight:600}
-.alert.throttled{background:#ffedd5;border-left:6px solid #ea580c}
+.alert.throttled,.alert.drift,.alert.accuracy{background:#ffedd5;border-left:6px solid #ea580c}
 .alert.over-budget,.alert.degraded{background:#fee2e2;border-left:6px solid #dc2626}
 .alert.note{background:#f3f4f6;border-left:6px solid #9ca3af;font-weight:400}
 .alert.ok{background:#dcfce7;border-left:6px solid #16a34a}

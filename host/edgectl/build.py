@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent import metrics
-from edge_convert import tflite, trees
-from edgectl import convert, dataset, inspect_bundle, train
+from edge_convert import bundle, tflite, trees
+from edgectl import convert, dataset, inspect_bundle, train, windowing
 from edgectl import spec as specs
-from edgectl.errors import EdgectlError
+from edgectl.errors import EdgectlError, did_you_mean
 
 TREE_FOLDS = 5
 NEURAL_FOLDS = 3  # a Conv1D costs seconds per fit, a tree ensemble a fraction
@@ -43,7 +43,9 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
     seed: the trainer's random seed (the same seed, data and machine give the same model files).
     """
     check_kind(kind)
+    bundle.check_out(out)  # now, not after the training
     spec = specs.load(spec_path)
+    train.check_window(kind, spec["window"]["length"], f"{spec_path}: [window] length")
     neural = kind in train.NEURAL_KINDS
     task = spec["output"]["task"]
     if not spec["output"]["label"]:
@@ -52,8 +54,10 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
         if spec["window"]["features"] == "raw":
             raise EdgectlError(f'{spec_path}: {kind} is a tree model on window features; the spec says "raw"')
         convert.check_toolchains(profiles)  # before training: a missing cross toolchain is not found after minutes
-    say(f"reading {data} through the agent's parser, preprocessing and windows")
+    say(f"reading {bundle.final_path(data)} through the agent's parser, preprocessing and windows")
     ds = dataset.load(spec, data, keep_raw=neural)
+    length = spec["window"]["length"]
+    windowing.check_window_fits(length, ds.row_streams, data, f"{spec_path}: [window] length = {length}")
     stage_input = "window" if neural else "features"
     X, y = ds.inputs(stage_input), ds.y
     if len(np.unique(y[~np.isnan(y)])) < 2 or np.isnan(y).any():
@@ -82,14 +86,15 @@ def train_bundle(spec_path, data, kind, out, profiles=(), fold=None, say=lambda 
     report = convert.validation(task, y, oof, threshold, method, alarm)
     say(f"training {kind} on all {len(y)} windows; {inspect_bundle.validation_text(report)}")
     model = fit(np.ones(len(y), dtype=bool))
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    model_file = train.save_model(model, Path(str(out).rstrip("/") + ".model"))
-    say(f"model written to {model_file}; converting it")
     training = {"kind": kind, "seed": seed, "threads": train.threads(kind, len(y)), "folds": len(folds)}
     fitted = {"threshold": threshold, "validation": report, "scores": oof, "training": training}
-    manifest = convert.convert(model_file, spec, data, out, profiles, say=say, ds=ds, fitted=fitted,
-                               drift_settings=drift_settings, name=kind)  # fmt: skip
-    return BuildResult(Path(out), manifest, model, report, oof, y, model_file)
+    with bundle.staged(out) as work:  # the model file and the bundle, both or neither
+        model_file = train.save_model(model, work.with_name(work.name + ".model"))
+        say(f"model written to {bundle.final_path(model_file)}; converting it")
+        manifest = convert.convert(model_file, spec, data, work, profiles, say=say, ds=ds, fitted=fitted,
+                                   drift_settings=drift_settings, name=kind)  # fmt: skip
+    out = Path(out)
+    return BuildResult(out, manifest, model, report, oof, y, out.with_name(model_file.name))
 
 
 def decision_threshold(output, y, oof):
@@ -125,4 +130,5 @@ def stream_folds(ds, k):
 
 def check_kind(kind):
     if kind not in train.MODEL_KINDS:
-        raise EdgectlError(f"unknown model {kind!r}; choose one of {', '.join(train.MODEL_KINDS)}")
+        choices = ", ".join(train.MODEL_KINDS)
+        raise EdgectlError(f"unknown model {kind!r}{did_you_mean(kind, train.MODEL_KINDS)}; choose one of {choices}")

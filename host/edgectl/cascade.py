@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_convert import bundle
-from edgectl.convert import fresh_dir
 from edgectl.errors import EdgectlError
+from edgectl.inspect_bundle import band_text
 
 TOLERANCE = 0.0  # share of out-of-fold windows the cascade may decide unlike the better single stage
 EDGES = 200  # candidate band edges: quantiles of stage 1's out-of-fold scores
@@ -107,16 +107,24 @@ def join(first, second, out_dir, tolerance=TOLERANCE, say=lambda msg: None):
         first.y, (first.oof, stages[0]["threshold"]), (second.oof, stages[1]["threshold"]), tolerance
     )
     say(
-        f"cascade band [{calibration['low']:.3f}, {calibration['high']:.3f}): out of fold, "
+        f"cascade band {band_text(calibration, digits=3)}: out of fold, "
         f"{calibration['escalation']:.1%} of windows escalated, F1 {calibration['f1']:.3f} "
         "(stage 1 alone {stage1:.3f}, stage 2 alone {stage2:.3f})".format(**calibration["f1_single"])
     )
     advice = _advice(calibration)
     if advice:
         say(advice)
-    out_dir = fresh_dir(Path(out_dir))
+    with bundle.staged(out_dir) as work:
+        manifest = _write(work, first, second, spec, stages, calibration)
+    say(f"bundle {manifest['bundle_id']} written to {bundle.final_path(out_dir)}")
+    return manifest, calibration
+
+
+def _write(work, first, second, spec, stages, calibration):
+    """The two-stage bundle in the directory work: both stages' files, joined golden vectors, the band."""
+    work.mkdir()
     for result, stage in ((first, stages[0]), (second, stages[1])):
-        shutil.copytree(result.bundle_dir / stage["name"], out_dir / stage["name"])
+        shutil.copytree(result.bundle_dir / stage["name"], work / stage["name"])
     golden = _joined_golden(first.bundle_dir, second.bundle_dir)
     name = f"cascade-{stages[0]['name']}-{stages[1]['name']}"
     built_with = {"model": "cascade", "stages": [first.manifest["bundle_id"], second.manifest["bundle_id"]]}
@@ -124,9 +132,7 @@ def join(first, second, out_dir, tolerance=TOLERANCE, say=lambda msg: None):
     # The cascade answers with stage 2 inside the band: its score reference is the joined out-of-fold score.
     inside = (first.oof >= band["low"]) & (first.oof < band["high"])
     monitor = dict(first.manifest["drift"], score_mean=float(np.mean(np.where(inside, second.oof, first.oof))))
-    manifest = bundle.write_bundle(out_dir, name, dict(spec, drift=monitor), stages, golden, built_with, cascade=band)
-    say(f"bundle {manifest['bundle_id']} written to {out_dir}")
-    return manifest, calibration
+    return bundle.write_bundle(work, name, dict(spec, drift=monitor), stages, golden, built_with, cascade=band)
 
 
 def _advice(calibration):

@@ -30,6 +30,16 @@ class Progress:
             self.say(message)
 
 
+def warn(message):
+    """A warning on stderr: what a result must not hide. Printed even with -q (that silences progress only)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def counts_text(counts):
+    """{"field-count": 3, "bad-time": 1} -> '3 field-count, 1 bad-time'."""
+    return ", ".join(f"{n} {key}" for key, n in counts.items())
+
+
 def table(rows, columns):
     """Render rows (dicts) as an aligned text table; columns are (key, header, format)."""
     cells = [[header for _, header, _ in columns]]
@@ -44,6 +54,41 @@ def table(rows, columns):
     return "\n".join(lines)
 
 
+def pairs(result):
+    """Render a result dict as aligned "key  value" lines, for people (its --json twin keeps the data).
+
+    A dict of plain values reads as one line ("arch x86_64, python 3.11.7"); a dict that holds
+    dicts as an indented block of its own pairs. None, "" and empty lists print as "-", booleans as
+    yes/no, numbers short: no Python spellings, no dict dumps.
+    """
+    return "\n".join(_pair_lines(result, ""))
+
+
+def _pair_lines(result, indent):
+    width = max((len(str(key)) for key in result), default=0)
+    lines = []
+    for key, value in result.items():
+        if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+            lines += [f"{indent}{key}", *_pair_lines(value, indent + "  ")]
+            continue
+        head = f"{indent}{key!s:{width}}  "
+        lines.append(head + words(value).replace("\n", "\n" + " " * len(head)))  # a long detail keeps its column
+    return lines
+
+
+def words(value):
+    """One value as words: plain dicts and lists inline, numbers short, None as "-"."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"  # never 1.235e+04 for an uptime
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {words(v)}" for key, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(words, value)) or "-"
+    return "-" if value is None or value == "" else str(value)
+
+
 def emit(data, as_json, render):
     """Print data as JSON (--json) or through its table renderer."""
     if as_json:
@@ -55,4 +100,4 @@ def emit(data, as_json, render):
 def _fmt(value, fmt):
     if value is None:
         return "-"
-    return format(value, fmt) if fmt else str(value)
+    return format(value, fmt) if fmt else words(value)

@@ -4,24 +4,23 @@ One path for every tree family (edge_convert.trees: XGBoost, LightGBM, scikit-le
 Treelite and TL2cgen): the model must take the spec's inputs and answer the spec's task;
 the compiled library must equal the model's own prediction on every window of --data;
 golden vectors and the drift reference come from --data. The bundle is written beside
---out and renamed into place only when every check passed.
+--out and moved into place only when every check passed (edge_convert.bundle.staged).
 """
 
 import importlib.metadata
 import platform
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent import drift, metrics
-from edge_agent.manifest import MANIFEST_NAME
 from edge_convert import ConversionError, bundle, tflite, trees
 from edgectl import dataset
 from edgectl import spec as specs
 from edgectl.errors import EdgectlError
+from edgectl.profiles import check_one_per_arch
 
 GOLDEN_STREAMS = 2
 GOLDEN_EXTRA_WINDOWS = 20
@@ -52,8 +51,7 @@ def convert(model_path, spec_path, data, out, profiles=(), allow_pickle=False, s
     """
     out = Path(out)
     name = _token(name or Path(model_path).stem)
-    if out.exists() and not (out / MANIFEST_NAME).exists():
-        raise EdgectlError(f"{out}: exists and is not a bundle; choose another --out")
+    bundle.check_out(out)
     spec = spec_path if isinstance(spec_path, dict) else specs.load(spec_path)
     family = family_of(model_path)
     if family == "trees":
@@ -71,20 +69,13 @@ def convert(model_path, spec_path, data, out, profiles=(), allow_pickle=False, s
     else:
         stage_input = _check_neural(model, model_path, spec, ds)
     fitted = dict(fitted or {}, drift_settings=drift_settings or {})
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None) as tmp:
-        work = Path(tmp) / out.name
+    with bundle.staged(out) as work:
         work.mkdir()
         if family == "trees":
             manifest = _write(model, name, model_path, spec, ds, work, profiles, say, fitted)
         else:
             manifest = _write_neural(model, name, model_path, spec, ds, stage_input, work, precision, say, fitted)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-        archive = work.with_name(work.name + ".tar.gz")
-        if archive.exists():
-            shutil.move(str(archive), str(out.with_name(out.name + ".tar.gz")))
-    say(f"bundle {manifest['bundle_id']} written to {out}")
+    say(f"bundle {manifest['bundle_id']} written to {bundle.final_path(out)}")
     return manifest
 
 
@@ -291,31 +282,25 @@ def _write_neural(model, name, model_path, spec, ds, stage_input, work, precisio
 
 
 def check_toolchains(profiles):
-    """Raise, naming the packages to install, unless every toolchain a tree build needs can build and link."""
-    for chain in toolchains(platform.machine(), profiles).values():
-        trees.compiler(chain)
+    """Raise, naming the profile and the Debian packages to install, unless every toolchain a tree build needs
+    can build and link: called before any data is written or a model trained (it takes a second)."""
+    host = platform.machine()
+    for arch, chain in toolchains(host, profiles).items():
+        try:
+            trees.compiler(chain)
+        except ConversionError as exc:
+            names = ", ".join(p["name"] for p in profiles if p["arch"] == arch)
+            raise EdgectlError(f"--profile {names}: {exc}" if arch != host else str(exc)) from None
 
 
 def toolchains(host, profiles):
     """{arch: toolchain}: this machine first, then one per profile arch (profiles of one arch must agree)."""
+    check_one_per_arch(profiles)
     chains = {host: trees.HOST_TOOLCHAIN}
     for profile in profiles:
-        arch, chain = profile["arch"], profile["toolchain"]
-        if arch in chains and arch != host and chains[arch] != chain:
-            raise EdgectlError(f"profiles for {arch} disagree on compiler flags; build one bundle per profile")
-        if arch != host:
-            chains[arch] = chain
+        if profile["arch"] != host:
+            chains[profile["arch"]] = profile["toolchain"]
     return chains
-
-
-def fresh_dir(path):
-    """An empty output directory; refuses to wipe a directory that is not a bundle."""
-    if path.exists():
-        if any(path.iterdir()) and not (path / MANIFEST_NAME).exists():
-            raise EdgectlError(f"{path}: exists and is not a bundle; choose another --out")
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 def _agreement(task, a, b, threshold):

@@ -8,6 +8,7 @@ what a user trains on here is what the board computes. `features()` is the Pytho
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -196,6 +197,7 @@ def write_features(dataset, spec, out):
     """Write the per-window inputs: CSV (stream, time, label, features) or, for raw windows, .npz."""
     w, inp = dataset.windows, spec["input"]
     has_label = bool(spec["output"]["label"])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     if dataset.stage_input == "window":
         arrays = {"X": w.raw, "stream": w.stream, "time": w.t}
         if has_label:

@@ -9,6 +9,7 @@ switch the agent must come up healthy (checksums, self-test, READY); if it does
 not, `current` goes back to the release it replaced, and deploy says so.
 """
 
+import base64
 import json
 import secrets
 from pathlib import Path
@@ -24,33 +25,44 @@ from edgectl.targets import q, sh
 def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, trust_key=None):
     """Deploy a bundle directory to a target; return what was done as a dict.
 
-    trust_key: a public key file to install on the board first; the bundle must be signed by it,
-    and from then on the board serves only bundles signed by a key it trusts.
+    trust_key: a public key file to install on the board; the bundle must be signed by it, and from
+    then on the board serves only bundles signed by a key it trusts. The upload is verified (and a
+    release of the same id reused) against the keys the board will trust after the deploy, and the
+    health check runs with the key in place; a failed check takes a key the board did not have
+    out again, so the release rolled back to serves as it did.
     The board's deploy lock is held throughout: a second deploy to the same board is refused.
     """
     new_key = trust.signed_by(bundle_dir, trust_key) if trust_key else None
     manifest = _load(bundle_dir)
     with boards.locked(target):
-        staged = stage_release(bundle_dir, target, say, offline, serial, signed=new_key is not None, manifest=manifest)
+        staged = stage_release(
+            bundle_dir, target, say, offline, serial, also_trust=new_key, manifest=manifest, recover_first=True
+        )
         board, bundle_id, release, reused = staged["board"], staged["bundle_id"], staged["release"], staged["reused"]
-        recovered = recover(target)  # a deploy that died after its switch; the agent is on the board by now
+        recovered = staged["recovered"]
         service.install(target, board)
-        previous = current_release(target)
-        release_op(target, "switch", "--to", bundle_id, *(["--keep-previous"] if previous != bundle_id else []))
-        say(f"{target}: current -> {bundle_id}; waiting for the agent to come up healthy")
+        was_current = current_release(target)
+        new_kid = trust.new_key_id(target, new_key)
+        release_op(target, "switch", "--to", bundle_id, *(["--keep-previous"] if was_current != bundle_id else []),
+                   *(["--installs-key", new_kid] if new_kid else []))  # fmt: skip
+        # The key goes in after the switch, whose marker names it: an undo (a failed check, or the next
+        # deploy after a cut) takes it out again, so the release switched back to serves as it did.
+        try:
+            kid = trust.install_key(target, board, new_key) if new_key is not None else None
+        except BaseException:
+            _undo(target, board, was_current)
+            raise
+        say(f"{target}: current -> {bundle_id}{f', trusting key {kid}' if kid else ''}; waiting for the agent")
         health = service.restart_and_check(target, board)
         if not health["healthy"]:
-            outcome = _undo(target, board, previous)
+            outcome = _undo(target, board, was_current) + (f"; key {new_kid} taken out again" if new_kid else "")
             raise EdgectlError(f"{target}: bundle {bundle_id} did not come up healthy: {outcome}.\n{health['detail']}")
         release_op(target, "settle")
-        # Only now: a key trusted before the health check would leave a rollback to an unsigned release unservable.
-        if new_key is not None:
-            say(f"{target}: trusting key {trust.install_key(target, board, new_key)}")
     return {
         "target": str(target),
         "bundle_id": bundle_id,
         "release": release,
-        "previous": previous,
+        "previous": release_link(target, "previous"),
         "reused": reused,
         "board": {k: board[k] for k in ("arch", "python", "glibc", "os")},
         "trusted_keys": trust.board_keys(target),
@@ -59,12 +71,24 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
     }
 
 
-def stage_release(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, signed=False, manifest=None):
+def stage_release(
+    bundle_dir,
+    target,
+    say=lambda msg: None,
+    offline=False,
+    serial=False,
+    also_trust=None,
+    manifest=None,
+    recover_first=False,
+):
     """Everything before the switch: check the board can run the bundle, set up its runtime, upload the
     release (or reuse one with the same content) and verify it there. `current` is not touched.
+    also_trust: a raw public key the board is about to trust; the upload is verified with it too.
+    recover_first: settle or undo a switch a dead deploy left (see `recover`) before the upload is
+    verified, so it is verified against the keys of the release the board really serves.
     Call with the board's lock held.
 
-    Returns {"board", "bundle_id", "release", "reused"}.
+    Returns {"board", "bundle_id", "release", "reused", "recovered"}.
     """
     manifest = manifest or _load(bundle_dir)
     bundle_id = manifest["bundle_id"]
@@ -72,18 +96,26 @@ def stage_release(bundle_dir, target, say=lambda msg: None, offline=False, seria
     boards.check_fits(board, manifest, target)
     if target.managed_env:
         needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
-        signed = signed or bool(trust.board_keys(target))
+        signed = also_trust is not None or bool(trust.board_keys(target))
         runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
+    recovered = recover(target) if recover_first else None  # needs the agent: on the board by now
     incoming = f".incoming-{secrets.token_hex(8)}"
     sh(target, f"mkdir -p {q(target.home)}/releases")
     say(f"uploading {bundle_id} to {target}")
     target.put_dir(Path(bundle_dir), f"{target.home}/releases/{incoming}")
     # The board verifies the upload (signature included) before anything in releases/ is replaced.
+    extra = ["--also-trust", base64.b64encode(also_trust).decode()] if also_trust is not None else []
     committed = release_op(
-        target, "commit", "--incoming", incoming, what="the uploaded bundle does not verify on the board"
+        target, "commit", "--incoming", incoming, *extra, what="the uploaded bundle does not verify on the board"
     )
     release = f"{target.home}/releases/{bundle_id}"
-    return {"board": board, "bundle_id": bundle_id, "release": release, "reused": committed["reused"]}
+    return {
+        "board": board,
+        "bundle_id": bundle_id,
+        "release": release,
+        "reused": committed["reused"],
+        "recovered": recovered,
+    }
 
 
 def rollback(target, say=lambda msg: None):

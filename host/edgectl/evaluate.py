@@ -1,6 +1,7 @@
-"""Scoring the agent's own records: accuracy against labels, latency, memory."""
+"""Scoring the agent's own records: accuracy against labels, latency, memory, bad lines, drift."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,9 @@ import numpy as np
 from edge_agent import metrics
 from edge_agent.samples import SampleError, SampleParser, split_line
 from edge_agent.telemetry import percentiles
+from edgectl.console import counts_text
 from edgectl.dataset import class_index
+from edgectl.errors import EdgectlError
 
 
 def predictions(records):
@@ -107,5 +110,114 @@ def measured(records):
 
 def read_records(path):
     """Agent records from a JSON-lines file (as `edgectl run --out` writes them)."""
+    records = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise EdgectlError(
+                    f"{path}: line {number} is not a JSON record; give the file `edgectl run --out` wrote"
+                ) from None
+    return records
+
+
+def check_records_source(records, path, bundle_id, profile):
+    """Refuse records of another bundle, or measured on a board of another arch than the profile's: their
+    latency and memory say nothing about this bundle on that board. Every start record is checked (a file
+    can hold several runs)."""
+    starts = [r for r in records if r.get("type") == "start"]
+    if not starts:
+        raise EdgectlError(
+            f"{path}: no start record, so nothing says which bundle and board these records are from; "
+            "give the whole file `edgectl run TARGET --input FILE --out RECORDS` wrote"
+        )
+    for start in starts:
+        if start.get("bundle_id") != bundle_id:
+            raise EdgectlError(
+                f"{path}: records of bundle {start.get('bundle_id')}, not of {bundle_id}; measure this bundle: "
+                f"edgectl deploy, then edgectl run TARGET --input FILE --out RECORDS"
+            )
+        if start.get("arch") != profile["arch"]:
+            raise EdgectlError(
+                f"{path}: records measured on a board of arch {start.get('arch')}, but profile {profile['name']} "
+                f"is for arch {profile['arch']}; measure the bundle on a board of that arch"
+            )
+
+
+def errors_by_reason(records):
+    """{reason: bad lines} of the agent's error records, most frequent first."""
+    counts = Counter(r.get("reason", "unknown") for r in records if r.get("type") == "error")
+    return dict(counts.most_common())
+
+
+def run_summary(records):
+    """`edgectl run`'s summary of the agent's records: windows, latency, peak RSS, the bundle, the bad
+    lines by reason, and the drift alarms raised."""
+    start = next((r for r in records if r.get("type") == "start"), {})
+    return {
+        **latency(records),
+        "bundle_id": start.get("bundle_id"),
+        "errors_by_reason": errors_by_reason(records),
+        "drift": drift_summary(records),
+    }
+
+
+def why_nothing_scored(records):
+    """Why the agent answered no window: the bad lines by reason and the first of them, and the good
+    samples that filled no window."""
+    errors = [r for r in records if r.get("type") == "error"]
+    stats = next((r for r in reversed(records) if r.get("type") == "stats"), {})
+    good = stats.get("samples", len(errors)) - len(errors)  # the stats count bad lines as samples too
+    parts = []
+    if errors:
+        first = errors[0]
+        parts.append(
+            f"{len(errors)} bad lines ({counts_text(errors_by_reason(records))}; "
+            f"the first, line {first.get('line', '?')}: {first.get('message', first.get('reason'))})"
+        )
+    if good > 0:
+        parts.append(f"{good} good sample{'s' if good > 1 else ''}, too few in any one stream to fill a window")
+    return "; ".join(parts) or "no sample lines in it"
+
+
+def drift_summary(records):
+    """The drift alarms among agent records (README, "Agent records"): how many, the input features PSI
+    named, and the Page-Hinkley score shifts by direction. Clears are not alarms."""
+    raised = [r for r in records if r.get("type") == "drift" and r.get("state") == "drift"]
+    return {
+        "alarms": len(raised),
+        "psi_features": sorted({name for r in raised if r.get("detector") == "psi" for name in r.get("features", {})}),
+        "score_shifts": dict(Counter(r["direction"] for r in raised if r.get("detector") == "page-hinkley")),
+    }
+
+
+def drift_text(drift):
+    """'2 alarms (input features s2, s3 shifted; score moved up 1x)', or 'no alarm'."""
+    if not drift["alarms"]:
+        return "no alarm"
+    parts = []
+    if drift["psi_features"]:
+        parts.append(f"input features {', '.join(drift['psi_features'])} shifted")
+    parts += [f"score moved {direction} {n}x" for direction, n in drift["score_shifts"].items()]
+    return f"{drift['alarms']} alarm{'s' if drift['alarms'] > 1 else ''} ({'; '.join(parts)})"
+
+
+def score_warnings(scores, what):
+    """What must not go unseen in binary scores ({"f1", "positives", "n", ...}; other tasks have none):
+    no positive window to find, so F1 says nothing, or an F1 of 0, not one positive window found."""
+    if not scores or "positives" not in scores:
+        return []
+    if scores["positives"] == 0:
+        return [
+            f"{what}: no window is labelled positive (of {scores['n']}), so its F1 of 0 says nothing; "
+            "check the label column (or the horizon), and score on data with failures in it"
+        ]
+    if scores["f1"] == 0:
+        return [
+            f"{what}: F1 is 0, not one of the {scores['positives']} positive windows was found; "
+            "check the labels, the inputs and the threshold"
+        ]
+    return []

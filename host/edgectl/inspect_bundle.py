@@ -6,6 +6,7 @@ from edge_agent.errors import AgentError, BundleError
 from edge_agent.manifest import load_bundle
 from edge_agent.selftest import read_golden
 from edge_agent.signature import describe_signature
+from edgectl import evaluate
 from edgectl.errors import EdgectlError
 
 
@@ -57,6 +58,28 @@ def summary(bundle_dir, source=None):
     }
 
 
+def verdict(info):
+    """{"status": "ok" | "fail", "problems": [...]}: what `edgectl inspect` exits 3 on, for a script to gate on.
+    Problems: "over-budget" (a budget of --profile fails), "signature-mismatch" (manifest.sig does not match
+    the manifest under the key it names). A self-test not run here (another arch) is not a problem."""
+    problems = []
+    if info.get("budgets", {}).get("status") == "fail":
+        problems.append("over-budget")
+    if (info.get("signature") or {}).get("valid") is False:
+        problems.append("signature-mismatch")
+    return {"status": "fail" if problems else "ok", "problems": problems}
+
+
+def warnings(info):
+    """What a bundle's recorded scores must not hide: no positive window in what it was scored on, or F1 0."""
+    out = []
+    for stage in info["stages"]:
+        val = stage["validation"] or {}
+        what = f"stage {stage['name']}, scored {method_text(val)}"
+        out += evaluate.score_warnings(val, what) + evaluate.score_warnings(val.get("alarm"), f"{what}, its alarm")
+    return out
+
+
 def _self_test(bundle_dir, manifest):
     """The agent's own start-up checks and golden vectors, run here where the stages load on this machine.
 
@@ -75,6 +98,14 @@ def _self_test(bundle_dir, manifest):
     return {"status": "ok", **info["self_test"], **({"degraded": info["degraded"]} if "degraded" in info else {})}
 
 
+def band_text(band, digits=4):
+    """A cascade band as people read it: '[0.1680, 0.9140)', or 'none' when it is empty (low >= high:
+    stage 1 answers every window), never a half-open interval with nothing in it."""
+    if band["low"] >= band["high"]:
+        return "none"
+    return f"[{band['low']:.{digits}f}, {band['high']:.{digits}f})"
+
+
 def validation_text(val):
     """'F1 0.932 out-of-fold', 'accuracy 0.91, macro-F1 0.90 in-sample', ...: the scores and how they were had."""
     names = {"f1": "F1", "accuracy": "accuracy", "macro_f1": "macro-F1", "mae": "MAE", "rmse": "RMSE"}
@@ -82,6 +113,11 @@ def validation_text(val):
     if "alarm" in val:  # a regression's alarm: "alarm F1 0.97 at <= 30.9"
         a = val["alarm"]
         scores += f", alarm F1 {a['f1']:.3f} at {'<=' if a['direction'] == 'below' else '>='} {a['threshold']:.4g}"
-    how = val.get("method", "")
-    how = "out-of-fold" if how.startswith("out-of-fold") else "on --data" if how.startswith("on the windows") else how
+    how = method_text(val)
     return f"{scores} ({how})" if scores else how or "-"
+
+
+def method_text(val):
+    """How a stage's validation scores were had, short: 'out-of-fold', 'on --data', or the method as recorded."""
+    how = val.get("method", "")
+    return "out-of-fold" if how.startswith("out-of-fold") else "on --data" if how.startswith("on the windows") else how

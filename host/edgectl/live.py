@@ -5,6 +5,7 @@ import time
 from collections import deque
 
 from edge_agent.telemetry import percentiles
+from edgectl.console import table, words
 
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -44,19 +45,31 @@ class LiveView:
         escalated = (windows - self.by_stage.get(first, 0)) / windows if windows else 0.0
         lat = percentiles(self.latencies)
         rate = self.count / max(1e-9, time.monotonic() - self.start)
+        rss = self.stats.get("rss_kb")
+        link = {key: words(self.link.get(key)) for key in ("frames_bad", "duplicates_dropped", "skipped_by_agent")}
         lines = [
             f"edgectl monitor  records {self.count} ({rate:.0f}/s)  windows {windows}  errors {self.errors}  "
             f"escalated {escalated:.1%}",
-            f"latency us  p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}   "
-            f"RSS {self.stats.get('rss_kb', 0) / 1024:.1f} MB",
-            f"link  bad frames {self.link.get('frames_bad')}  duplicates dropped {self.link.get('duplicates_dropped')}"
-            f"  skipped by agent {self.link.get('skipped_by_agent')}",
+            # "-" until there is something to measure: no latency before the first window, no RSS before stats
+            f"latency us  p50 {words(lat['p50'])}  p90 {words(lat['p90'])}  p99 {words(lat['p99'])}   "
+            f"RSS {'-' if rss is None else f'{rss / 1024:.1f}'} MB",
+            f"link  bad frames {link['frames_bad']}  duplicates dropped {link['duplicates_dropped']}"
+            f"  skipped by agent {link['skipped_by_agent']}",
             "",
-            "stream        t  stage          score  prediction",
-        ]
-        lines += [
-            f"{r['stream']:>6} {r['t']:>8g}  {r['stage']:<10} {r['score']:9.4f}  {r['prediction']}" for r in self.recent
+            table([dict(r, answer=answer_text(r)) for r in self.recent], RECENT_COLUMNS),
         ]
         prefix = CLEAR if self.out.isatty() else ""
         self.out.write(prefix + "\n".join(lines) + "\n")
         self.out.flush()
+
+
+# t to 12 digits: a Unix time keeps its fraction of a second (and never reads 1.7e+09)
+RECENT_COLUMNS = [("stream", "stream", ""), ("t", "t", ".12g"), ("stage", "stage", ""), ("score", "score", ".4f"),
+                  ("answer", "prediction", "")]  # fmt: skip
+
+
+def answer_text(rec):
+    """A prediction record's answer in words: the class name of a multiclass one, a value to 4 digits."""
+    if "class" in rec:
+        return f"{rec['prediction']} ({rec['class']})"
+    return words(rec["prediction"])

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from edgectl.errors import EdgectlError
+from edgectl.errors import EdgectlError, did_you_mean
 
 try:
     import tomllib
@@ -38,8 +38,36 @@ def get(name):
     """One profile by name; the error lists the names there are."""
     profiles = load_all()
     if name not in profiles:
-        raise EdgectlError(f"unknown profile {name!r}; profiles: {', '.join(profiles)}")
+        raise EdgectlError(f"unknown profile {name!r}{did_you_mean(name, profiles)}; profiles: {', '.join(profiles)}")
     return profiles[name]
+
+
+def choose(names):
+    """The profiles named by --profile (each once), refused up front, before any work, when two of one arch
+    differ in their compiler flags."""
+    chosen = [get(name) for name in dict.fromkeys(names)]
+    check_one_per_arch(chosen)
+    return chosen
+
+
+def check_one_per_arch(chosen):
+    """A bundle holds one compiled library per arch: two profiles of one arch must build it alike."""
+    first = {}
+    for profile in chosen:
+        other = first.setdefault(profile["arch"], profile)
+        if other["toolchain"] != profile["toolchain"]:
+            keys = sorted(set(other["toolchain"]) | set(profile["toolchain"]))
+            key = next(k for k in keys if other["toolchain"].get(k) != profile["toolchain"].get(k))
+            values = [_words(p["toolchain"].get(key)) for p in (other, profile)]
+            raise EdgectlError(
+                f"--profile {other['name']} and --profile {profile['name']} are both {profile['arch']} boards "
+                f"built with a different toolchain {key} ({values[0]} and {values[1]}), and a bundle holds one "
+                "library per arch: build one bundle per profile"
+            )
+
+
+def _words(value):
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _read(path):
@@ -79,6 +107,11 @@ def check_budgets(profile, info, measured=None):
             why = f"runs on {runtime}" if runtime else "this board has no TFLite runtime (tree stages only)"
             checks.append(_row(f"{stage['name']} runtime", runtime or "none", bool(runtime), why))
     return checks
+
+
+def budget_status(checks):
+    """The budgets' verdict: "fail" when any fails, else "pass" (a budget not measured fails nothing)."""
+    return "fail" if any(c["status"] == "fail" for c in checks) else "pass"
 
 
 def _row(name, limit, ok, why, value=None):

@@ -26,16 +26,22 @@ def stream_file(target, input_path, out=None, on_record=None):
         # Drain stderr beside stdout so a chatty agent cannot block on a full pipe.
         drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
         drain.start()
-        for line in proc.stdout:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a runtime printing to stdout; records are whole JSON lines
-            records.append(rec)
-            if out is not None:
-                out.write(line.decode())
-            if on_record:
-                on_record(rec)
+        try:
+            for line in proc.stdout:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a runtime printing to stdout; records are whole JSON lines
+                records.append(rec)
+                if out is not None:
+                    out.write(line.decode())
+                if on_record:
+                    on_record(rec)
+        except KeyboardInterrupt:
+            # The agent reads the file on its own: without this it would go on serving, unseen, after we stop.
+            proc.terminate()
+            proc.wait()
+            raise
         proc.wait()
         drain.join()
     if proc.returncode != 0:

@@ -8,9 +8,12 @@ reopened does not deliver a record twice. Samples go out as S frames in a sessio
 acknowledgements stall.
 """
 
+import contextlib
 import json
 import os
 import select
+import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -152,18 +155,43 @@ def stream_file(device, input_path, baud=115200, out=None, on_record=None, resum
     records = []
     deadline = time.monotonic() + timeout if timeout else None
     try:
-        while not host.done():
-            if deadline and time.monotonic() > deadline:
-                raise EdgectlError(f"{device}: the agent did not answer every sample in time ({host.stats()})")
-            for rec in host.poll():
-                records.append(rec)
-                if out is not None:
-                    out.write(json.dumps(rec) + "\n")
-                if on_record:
-                    on_record(rec)
+        with ctrl_c_between_batches() as pressed:
+            while not host.done():
+                if pressed:
+                    raise KeyboardInterrupt
+                if deadline and time.monotonic() > deadline:
+                    raise EdgectlError(f"{device}: the agent did not answer every sample in time ({host.stats()})")
+                for rec in host.poll():
+                    records.append(rec)
+                    if out is not None:
+                        out.write(json.dumps(rec) + "\n")
+                    if on_record:
+                        on_record(rec)
+    except KeyboardInterrupt:
+        host._save()  # the session, even before its first record: --resume goes on with it, not anew
+        raise
     finally:
         host.close()
     return records
+
+
+@contextlib.contextmanager
+def ctrl_c_between_batches():
+    """Ctrl-C (SIGINT) noted, for the loop to raise KeyboardInterrupt between batches of records: poll()
+    acknowledges a batch, and the agent forgets it, before the caller has written it down; an interrupt in
+    between would lose it for good. Yields a list that is non-empty once Ctrl-C was pressed. Only where
+    Python's own handler is in place (the main thread, SIGINT not ignored)."""
+    pressed = []
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield pressed
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def monitor(device, on_record, baud=115200, duration=None):
@@ -171,8 +199,11 @@ def monitor(device, on_record, baud=115200, duration=None):
     host = HostLink(device, baud, resume=True)
     end = time.monotonic() + duration if duration else None
     try:
-        while end is None or time.monotonic() < end:
-            for rec in host.poll(timeout=0.2):
-                on_record(rec, host.stats())
+        with ctrl_c_between_batches() as pressed:
+            while end is None or time.monotonic() < end:
+                if pressed:
+                    raise KeyboardInterrupt
+                for rec in host.poll(timeout=0.2):
+                    on_record(rec, host.stats())
     finally:
         host.close()

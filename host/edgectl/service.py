@@ -111,7 +111,10 @@ def install(target, board, memory_mb=None):
 def restart_and_check(target, board):
     """Restart the agent where a service manager runs it; return {"healthy", "method", "detail", "self_test"}."""
     if runs_service(target, board):
-        got = target.run(["sh", "-c", f"systemctl restart {UNIT_NAME} && systemctl is-active {UNIT_NAME}"])
+        # reset-failed: a unit at its start limit (StartLimitBurst failed starts, e.g. a release that was
+        # rolled back) would refuse this release too, "start request repeated too quickly".
+        restart = f"systemctl reset-failed {UNIT_NAME} 2>/dev/null; systemctl restart {UNIT_NAME}"
+        got = target.run(["sh", "-c", f"{restart} && systemctl is-active {UNIT_NAME}"])
         if got.returncode != 0:
             logs = target.run(["sh", "-c", f"journalctl -u {UNIT_NAME} -n 20 --no-pager 2>&1 || true"])
             return {"healthy": False, "method": "systemd", "detail": logs.stdout.strip(), "self_test": None}

@@ -24,6 +24,7 @@ ALARMS = ("above", "below")  # a regression alarms at or above its threshold, or
 IMPUTE = ("none", "median")
 SCALE = ("none", "standard", "per-condition")
 DEFAULT_FEATURES = ["mean", "std", "min", "max", "slope", "last"]
+WINDOW_MAX = 65536  # samples, of a window's length and stride (build --window and --stride too)
 
 
 def load(path):
@@ -59,8 +60,8 @@ def check(raw, where):
             "settings": _names(inp, "settings", where, "input"),
         },
         "window": {
-            "length": _int(win, "length", 1, 65536, 1, where),
-            "stride": _int(win, "stride", 1, 65536, 1, where),
+            "length": _int(win, "length", 1, WINDOW_MAX, 1, where),
+            "stride": _int(win, "stride", 1, WINDOW_MAX, 1, where),
             "features": _features(win, where),
             "time_feature": _bool(win, "time_feature", False, where),
         },
@@ -280,6 +281,7 @@ def init(data, out, force=False):
     task, classes = _guess_task(everything, header.index(label)) if label else ("binary", None)
     text = _template(Path(data).name, header, columns, stream, time, label, task, classes)
     check(tomllib.loads(text), out)  # what we write must read back
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text
 

@@ -4,11 +4,18 @@ import json
 
 from edgectl import board as boards
 from edgectl import deploy, service
+from edgectl.errors import EdgectlError
 from edgectl.targets import q
+from edgectl.targets.local import LocalTarget
 
 
 def status(target):
     """Release, previous release, health (the agent's self-test of `current`), uptime, last stats."""
+    if isinstance(target, LocalTarget) and not target.root.exists():  # most likely a typo: say so, make nothing
+        raise EdgectlError(
+            f"{target}: no board there (the directory does not exist); check the path, "
+            f"or `edgectl deploy BUNDLE {target}` to make one"
+        )
     board = boards.probe(target)
     current = deploy.current_release(target)
     releases = target.run(["sh", "-c", f"ls -1 {q(target.home)}/releases 2>/dev/null || true"]).stdout.split()

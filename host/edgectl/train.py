@@ -109,12 +109,8 @@ def train_neural(kind, X, y, seed=0, task="binary", n_classes=2):
         "multiclass": (n_classes, "softmax", "sparse_categorical_crossentropy"),
         "regression": (1, None, "mse"),
     }[task]
+    check_window(kind, length)
     if kind == "conv1d":
-        if length < CONV1D_MIN_LENGTH:
-            raise EdgectlError(
-                f"conv1d needs windows of at least {CONV1D_MIN_LENGTH} samples (two 5-wide convolutions); "
-                f"the spec's window length is {length}: use attention or a tree model"
-            )
         model, epochs = _conv1d(keras, length, width, outputs, activation), 12
     elif kind == "attention":
         model, epochs = _attention(keras, length, width, outputs, activation), 10
@@ -128,6 +124,15 @@ def train_neural(kind, X, y, seed=0, task="binary", n_classes=2):
     with captured_output():
         model.fit(X, y, epochs=epochs, batch_size=128, verbose=0, class_weight=weight, shuffle=True)
     return model
+
+
+def check_window(kind, length, what="the spec's window length"):
+    """Refuse, before any work, a window too short for the model: conv1d's two 5-wide convolutions."""
+    if kind == "conv1d" and length < CONV1D_MIN_LENGTH:
+        raise EdgectlError(
+            f"conv1d needs windows of at least {CONV1D_MIN_LENGTH} samples (two 5-wide convolutions); "
+            f"{what} is {length}: use a longer window, attention or a tree model"
+        )
 
 
 NEURAL_THREADS = 1  # one thread: the same inputs give the same weights, byte for byte

@@ -37,8 +37,8 @@ def install_key(target, board, public):
     """Install a public key in the board's trusted-keys directory (readable by the agent's service user)."""
     directory, kid = target.trusted_keys_dir, key_id(public)
     path = f"{directory}/{kid}.pub"
-    script = (
-        f"mkdir -p {q(directory)} && chmod 755 {q(directory)} && "
+    script = (  # set -e: the here-document ends the && chain, and a failed write must not be moved into place
+        f"set -e; mkdir -p {q(directory)} && chmod 755 {q(directory)} && "
         f"cat > {q(path + '.new')} <<'EDGECTL_KEY'\n{format_key('public', public)}EDGECTL_KEY\n"
         f"chmod 644 {q(path + '.new')} && mv -f {q(path + '.new')} {q(path)}"
     )
@@ -52,3 +52,10 @@ def install_key(target, board, public):
             )
         raise EdgectlError(f"{target}: cannot install the trusted key in {directory}{hint}:\n{got.stderr.strip()}")
     return kid
+
+
+def new_key_id(target, public):
+    """The id of `public` when the board does not trust it yet, else None (nothing to take out on an undo)."""
+    if public is None or key_id(public) in board_keys(target):
+        return None
+    return key_id(public)

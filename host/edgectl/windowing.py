@@ -4,6 +4,7 @@ Training, golden vectors and host-side checks all take their windows from here,
 so the board sees exactly the features the model was trained on.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from edge_agent.pipeline import window_set
 from edge_agent.preprocess import Preprocessor
 from edge_agent.samples import Sample, field_text
+from edgectl.errors import EdgectlError
 
 
 @dataclass
@@ -73,3 +75,19 @@ def sample_windows(samples, spec, keep_raw=True):
         row=np.array(index, dtype=np.int64),
         samples=np.array(all_x, dtype=np.float32).reshape(-1, n_cols),
     )
+
+
+def check_window_fits(length, row_streams, data, what):
+    """Refuse a window longer than the shortest stream (a C-MAPSS engine unit) of the data, before any training:
+    that stream gives no window to learn from, and a window longer than every stream leaves nothing to train on
+    (XGBoost then fails deep inside with a complex-number error). row_streams: the stream of every row;
+    what: where the length was set ("--window 400", "SPEC: [window] length = 400")."""
+    rows = Counter(str(stream) for stream in row_streams)
+    if not rows:
+        return
+    shortest, n = min(rows.items(), key=lambda item: item[1])  # the first of the shortest, in file order
+    if length > n:
+        raise EdgectlError(
+            f"{what} is longer than the shortest stream of {data}: {shortest!r} has {n} samples; "
+            f"choose a window of {n} samples or fewer, or leave out the streams shorter than {length}"
+        )

@@ -3,13 +3,15 @@
 aarch64 streaming the FD001 test set, predictions equal to the host's."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cli import edgectl
 
 from edge_agent.runtimes.litert import TFLiteStage
-from edge_convert import trees
+from edge_convert import signing, trees
 from edgectl import deploy, evaluate, runner
 from edgectl.data import cmapss
 from edgectl.recipes import cmapss as recipe
@@ -43,9 +45,16 @@ def agent_scores(records, windows):
     return np.array([by_window[(s, t)] for s, t in zip(windows.stream, windows.t)])
 
 
-def test_tree_bundle_cross_built_for_rpi4_serves_fd001_on_aarch64(target, fd001, fd001_dir, tmp_path_factory):
+@pytest.fixture(scope="module")
+def rpi4_build(fd001_dir, tmp_path_factory):
+    """`edgectl build --profile rpi4` on FD001: (bundle directory, the build's --json)."""
     out = tmp_path_factory.mktemp("rpi4") / "xgboost"
     info = edgectl_json("build", "--data", str(fd001_dir), "--profile", "rpi4", "--out", str(out), "--json", "-q")
+    return out, info
+
+
+def test_tree_bundle_cross_built_for_rpi4_serves_fd001_on_aarch64(target, fd001, rpi4_build):
+    out, info = rpi4_build
     parity = info["stages"][0]["parity"]
     assert parity["aarch64"]["status"] == "ok" and parity["aarch64"]["max_abs_diff"] <= 1e-6
     result = edgectl_json("deploy", str(out), str(target), "--offline", "--serial", "--json", "-q")
@@ -83,3 +92,30 @@ def test_int8_bundle_serves_fd001_on_aarch64_within_the_manifest_tolerance(targe
     assert diff.max() <= stage["tolerance"]
     assert diff.mean() <= stage["mean_tolerance"]
     assert flips <= 0.005
+
+
+def test_the_signed_build_of_a_served_unsigned_release_serves_after_deploy_trust_key(
+    target, rpi4_build, fd001, tmp_path
+):
+    """Issue 18's sequence over SSH: the unsigned release (same bundle id) is on the board; deploying the
+    signed build with --trust-key must leave a board that serves it, not one that refuses to."""
+    out, _ = rpi4_build
+    edgectl_json("deploy", str(out), str(target), "--offline", "--json", "-q")
+    key = edgectl_json("keygen", "--out", str(tmp_path / "release"), "--json")
+    signed = tmp_path / "signed"
+    shutil.copytree(out, signed)
+    signing.sign_bundle(signed, signing.load_private_key(key["private_key"]))
+    try:
+        result = edgectl_json("deploy", str(signed), str(target), "--offline", "--trust-key", key["public_key"],
+                              "--json", "-q")  # fmt: skip
+        assert result["bundle_id"] == json.loads((out / "manifest.json").read_text())["bundle_id"]
+        assert not result["reused"] and result["trusted_keys"] == [key["key_id"]] and result["health"]["healthy"]
+        board = edgectl("status", str(target), "--json")
+        assert board.returncode == 0 and json.loads(board.stdout)["health"] == "healthy", board.stdout
+        head = tmp_path / "test_FD001.txt"  # the first units of the test split: enough to serve windows
+        head.write_text("".join(Path(fd001[1].path).read_text().splitlines(keepends=True)[:400]))
+        records = runner.stream_file(target, head)
+        assert records[0]["signed_by"] == key["key_id"]
+        assert any(r["type"] == "prediction" for r in records)
+    finally:  # later tests on this board deploy unsigned bundles
+        target.run(["rm", "-rf", target.trusted_keys_dir])

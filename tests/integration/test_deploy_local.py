@@ -37,6 +37,9 @@ def test_deploy_switches_current_and_keeps_the_previous_release(xgb_build, tmp_p
     assert os.readlink(board / "current") == f"releases/{second['bundle_id']}"
     assert os.readlink(board / "previous") == f"releases/{bundle_id}"
     assert sorted(p.name for p in (board / "releases").iterdir()) == sorted([bundle_id, second["bundle_id"]])
+    (tmp_path / "again").mkdir()
+    redeployed = deploy.deploy(second_bundle(xgb_build, tmp_path / "again"), target)
+    assert redeployed["reused"] and redeployed["previous"] == bundle_id  # what a rollback goes to, not itself
 
 
 def test_a_bundle_failing_its_self_test_on_the_board_is_rolled_back(xgb_build, tmp_path):

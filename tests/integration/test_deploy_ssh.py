@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from cli import edgectl
 
 from edge_agent.manifest import write_manifest
 from edgectl import deploy, runner, status
@@ -43,6 +45,23 @@ def test_deploy_offline_then_stream_matches_the_local_agent(xgb_build, synthetic
     assert scores(remote) == scores(local_records) and len(scores(remote)) > 100
     again = deploy.deploy(xgb_build.bundle_dir, target, offline=True)
     assert again["reused"]
+
+
+def test_what_deploy_ships_is_readable_by_the_services_dynamic_user_and_writable_only_by_root(
+    xgb_build, target, tmp_path
+):
+    """The service runs as a systemd DynamicUser: the agent code and the release must be readable by
+    others, even from a bundle written under umask 077 (tar keeps the source's modes)."""
+    private = tmp_path / "private"
+    shutil.copytree(xgb_build.bundle_dir, private)
+    for path in [private, *private.rglob("*")]:
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+    result = deploy.deploy(private, target, offline=True)
+    shipped = [Path(target.agent_path), Path(result["release"])]
+    for path in [p for top in shipped for p in (top, *top.rglob("*"))]:
+        mode = path.stat().st_mode
+        wanted = 0o005 if path.is_dir() else 0o004
+        assert mode & wanted == wanted and not mode & 0o022, f"{path}: mode {mode & 0o777:o}"
 
 
 def test_a_bundle_for_another_arch_is_refused_before_upload(xgb_build, target, tmp_path):
@@ -132,6 +151,40 @@ def test_an_unreachable_board_is_a_clear_error(xgb_build):
     target = parse_target("ssh://root@127.0.0.1:1/opt/edgectl")
     with pytest.raises(EdgectlError, match="cannot reach the board over ssh"):
         deploy.deploy(xgb_build.bundle_dir, target)
+
+
+def test_each_way_ssh_fails_says_what_to_do(ssh_board, tmp_path):
+    """The real ssh client against the real sshd: unknown and changed host keys, a refused login,
+    no listener, no such name. One line each from the CLI, with the fix, never a Python list."""
+    d, port = ssh_board.dir, ssh_board.port
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+    wrong_key = (tmp_path / "stranger.pub").read_text().split()[:2]
+    (tmp_path / "changed_hosts").write_text(f"[localhost]:{port} {' '.join(wrong_key)}\n")
+    (tmp_path / "no_hosts").write_text("")
+
+    def host(alias, name, user, identity, known):  # HostName and User differ per case: no shared ControlMaster
+        return (f"Host {alias}\n  HostName {name}\n  Port {port}\n  User {user}\n  IdentityFile {identity}\n"
+                f"  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n  StrictHostKeyChecking yes\n")  # fmt: skip
+
+    config = tmp_path / "config"
+    config.write_text(
+        host("unknownkey", "localhost", "root", d / "client", tmp_path / "no_hosts")
+        + host("changedkey", "localhost", "root", d / "client", tmp_path / "changed_hosts")
+        + host("notmykey", "127.0.0.1", "nobody", tmp_path / "stranger", d / "known_hosts")
+    )
+    cases = {
+        "unknownkey": "not in your known_hosts: `ssh unknownkey` once",
+        "changedkey": "host key changed (reinstalled, or not the board you meant): if you expected that, "
+        "`ssh-keygen -R 'changedkey'` (for a ~/.ssh/config alias, its HostName)",
+        "notmykey": "install your key with `ssh-copy-id notmykey`",
+        "ssh://root@127.0.0.1:1": "Nothing listens for ssh there",
+        "ssh://root@no-such-board.invalid": "No such host name",
+    }
+    for board, hint in cases.items():
+        got = edgectl("status", board, env={"EDGECTL_SSH_CONFIG": str(config)}, timeout=60)
+        assert got.returncode == 1 and hint in got.stderr, (board, got.stderr)
+        assert "cannot reach the board over ssh" in got.stderr and "['" not in got.stderr
+        assert "Traceback" not in got.stderr and len(got.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("bundle_id", ["../../victim", "../trusted_keys", ""])

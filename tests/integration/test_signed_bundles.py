@@ -136,6 +136,9 @@ def test_deploy_trust_key_then_only_signed_bundles_deploy(bundle, xgb_build, tmp
     assert f"signed by key {kid} (signature matches that key)" in edgectl("inspect", str(signed)).stdout
 
     board = tmp_path / "board"
+    private = edgectl("deploy", str(signed), f"local:{board}", "--trust-key", str(tmp_path / "release.key"), "-q")
+    assert private.returncode == 1 and "is a private key; --trust-key takes the public key" in private.stderr
+    assert f"pass {tmp_path / 'release.pub'}" in private.stderr and not board.exists()
     unsigned_first = edgectl("deploy", str(bundle), f"local:{board}", "--trust-key", public, "-q")
     assert unsigned_first.returncode == 1 and "is not signed" in unsigned_first.stderr
     assert not (board / "trusted_keys").exists()  # refused before anything reached the board
@@ -158,6 +161,113 @@ def test_deploy_trust_key_then_only_signed_bundles_deploy(bundle, xgb_build, tmp
     assert service.selftest_current(target).returncode == 0
     records = runner.stream_file(target, synthetic_splits[1].path)
     assert records[0]["signed_by"] == kid
+
+
+def signed_copy(bundle, tmp_path, name, key):
+    """A copy of the bundle signed by key: the same bundle id, a manifest.sig beside it."""
+    copy = tmp_path / name
+    shutil.copytree(bundle, copy)
+    signing.sign_bundle(copy, key)
+    return copy
+
+
+def test_the_signed_build_of_a_served_unsigned_release_serves_after_deploy_trust_key(
+    bundle, tmp_path, synthetic_splits
+):
+    """The unsigned release with the same id is on the board: it is replaced by the signed one, not
+    reused, and the board serves after the key is installed (status exit 0, run works)."""
+    key, public, kid = make_key(tmp_path, "release")
+    signed = signed_copy(bundle, tmp_path, "signed", key)
+    board = f"local:{tmp_path / 'board'}"
+    assert edgectl("deploy", str(bundle), board, "-q").returncode == 0
+    got = edgectl("deploy", str(signed), board, "--trust-key", public, "--json", "-q")
+    assert got.returncode == 0, got.stderr
+    result = json.loads(got.stdout)
+    assert not result["reused"] and result["trusted_keys"] == [kid] and result["health"]["healthy"]
+    assert (tmp_path / "board" / "releases" / result["bundle_id"] / SIGNATURE_NAME).is_file()
+    status = edgectl("status", board, "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["health"] == "healthy"
+    ran = edgectl("run", board, "--input", str(synthetic_splits[1].path), "--json", "-q")
+    assert ran.returncode == 0 and json.loads(ran.stdout)["windows"] > 100, ran.stderr
+
+
+def test_a_new_key_is_trusted_for_its_deploy_and_an_untrusted_signer_is_refused_despite_a_served_id(bundle, tmp_path):
+    key_a, public_a, kid_a = make_key(tmp_path, "a")
+    key_b, public_b, kid_b = make_key(tmp_path, "b")
+    target = parse_target(f"local:{tmp_path / 'board'}")
+    deploy.deploy(signed_copy(bundle, tmp_path, "by-a", key_a), target, trust_key=public_a)
+    by_b = signed_copy(bundle, tmp_path, "by-b", key_b)  # the served id, signed by a key the board lacks
+    with pytest.raises(EdgectlError, match=f"signed by key {kid_b}, which this board does not trust"):
+        deploy.deploy(by_b, target)
+    assert service.selftest_current(target).returncode == 0
+    assert json.loads(service.selftest_current(target).stdout)["signed_by"] == kid_a
+    rotated = deploy.deploy(by_b, target, trust_key=public_b)  # verified against the keys it will have
+    assert not rotated["reused"] and rotated["trusted_keys"] == sorted([kid_a, kid_b])
+    assert json.loads(service.selftest_current(target).stdout)["signed_by"] == kid_b
+
+
+def damage(board):
+    """Append to the golden vectors of the release `current` points at: its checksum no longer matches."""
+    golden = board / "current" / "golden.json"
+    golden.write_bytes(golden.read_bytes() + b" ")
+
+
+def unsigned_then(bundle, tmp_path):
+    """A local board serving an unsigned release (under another id), the signed bundle and its key:
+    (board dir, target, first release id, signed bundle, public key path, key id)."""
+    key, public, kid = make_key(tmp_path, "release")
+    unsigned = tmp_path / "unsigned"
+    shutil.copytree(bundle, unsigned)
+    manifest = json.loads((unsigned / "manifest.json").read_text())
+    write_manifest(unsigned, {**manifest, "name": "xgboost-unsigned"})
+    board = tmp_path / "board"
+    target = parse_target(f"local:{board}")
+    first = deploy.deploy(unsigned, target)["bundle_id"]
+    return board, target, first, signed_copy(bundle, tmp_path, "signed", key), public, kid
+
+
+def test_a_release_that_fails_once_its_key_is_trusted_is_rolled_back_and_the_key_removed(bundle, tmp_path):
+    board, target, first, signed, public, kid = unsigned_then(bundle, tmp_path)
+
+    def damage_once_trusted(message):  # the release breaks after the key went in, before the health check
+        if f"trusting key {kid}" in message:
+            damage(board)
+
+    with pytest.raises(
+        EdgectlError, match=f"did not come up healthy: rolled back to {first}; key {kid} taken out again"
+    ):
+        deploy.deploy(signed, target, say=damage_once_trusted, trust_key=public)
+    assert deploy.current_release(target) == first and deploy.release_op(target, "show")["pending"] is None
+    assert not list((board / "trusted_keys").glob("*.pub"))
+    assert service.selftest_current(target).returncode == 0
+
+
+def test_a_key_that_cannot_be_installed_switches_the_board_back(bundle, tmp_path):
+    board, target, first, signed, public, kid = unsigned_then(bundle, tmp_path)
+    (board / "trusted_keys" / f"{kid}.pub.new").mkdir(parents=True)  # where install_key writes: it fails
+    with pytest.raises(EdgectlError, match="cannot install the trusted key"):
+        deploy.deploy(signed, target, trust_key=public)
+    assert deploy.current_release(target) == first and deploy.release_op(target, "show")["pending"] is None
+    assert service.selftest_current(target).returncode == 0
+
+
+def test_a_deploy_cut_after_its_key_went_in_is_undone_with_the_key_by_the_next_deploy(bundle, tmp_path):
+    board, target, first, signed, public, kid = unsigned_then(bundle, tmp_path)
+
+    def cut(message):  # the host dies after the key's install; the release will not pass its check
+        if f"trusting key {kid}" in message:
+            damage(board)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deploy.deploy(signed, target, say=cut, trust_key=public)
+    assert (
+        deploy.release_op(target, "show")["pending"]["key"] == kid and (board / "trusted_keys" / f"{kid}.pub").exists()
+    )
+    again = deploy.deploy(tmp_path / "unsigned", target)
+    assert again["recovered"]["action"] == f"rolled back to {first}"
+    assert not (board / "trusted_keys" / f"{kid}.pub").exists() and again["trusted_keys"] == []
+    assert deploy.current_release(target) == first and service.selftest_current(target).returncode == 0
 
 
 def test_rollback_refuses_a_previous_release_the_board_no_longer_trusts(bundle, tmp_path):

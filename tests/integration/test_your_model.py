@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 from cli import edgectl
-from your_data import PARITY, converted, features_of, serve, spec_for, with_bearing_column
+from your_data import PARITY, converted, features_of, lightgbm_binary, serve, spec_for, with_bearing_column
 
 pytestmark = pytest.mark.slow
 
@@ -65,15 +65,7 @@ def test_history_features_and_a_derived_channel_reach_the_board_exactly(vibratio
 
 
 def test_lightgbm_binary_from_text(vibration, tmp_path):
-    import lightgbm
-
-    work, data = vibration
-    data = with_bearing_column(data, tmp_path / "labelled.csv")
-    spec = spec_for(work, "binary")
-    _, _, y, X = features_of(spec, data, tmp_path / "features.csv")
-    booster = lightgbm.train({"objective": "binary", "verbose": -1, "num_leaves": 8},
-                             lightgbm.Dataset(X, y), num_boost_round=30)  # fmt: skip
-    booster.save_model(str(tmp_path / "model.txt"))
+    booster, spec, data, y, X = lightgbm_binary(vibration, tmp_path)
     converted(tmp_path / "model.txt", spec, data, tmp_path / "bundle")
     preds = serve(tmp_path / "bundle", data, tmp_path / "board")
     native = booster.predict(X.astype(np.float32))

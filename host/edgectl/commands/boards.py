@@ -2,16 +2,17 @@
 
 import contextlib
 import json
+import shlex
 import subprocess
 import sys
 
 import click
 
-from edgectl.commands.options import json_option, quiet_option
-from edgectl.console import Progress, emit, table
+from edgectl.commands.options import BUNDLE_TARGET_EPILOG, TARGET_EPILOG, json_option, profile_help, quiet_option
+from edgectl.console import Progress, counts_text, emit, pairs, table, warn, words
 
 
-@click.command()
+@click.command(epilog=BUNDLE_TARGET_EPILOG)
 @click.argument("bundle", type=click.Path(exists=True))
 @click.argument("target")
 @click.option("--offline", is_flag=True, help="Ship the runtime wheels from this host; the board needs no index.")
@@ -24,12 +25,7 @@ from edgectl.console import Progress, emit, table
 @json_option
 @quiet_option
 def deploy(bundle, target, offline, serial, trust_key, as_json, quiet):
-    """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy.
-
-    BUNDLE: a bundle directory, or its .tar.gz (unpacked safely into a temporary directory).
-    TARGET: local:DIR, ssh://user@host[:port][/home] (home defaults to /opt/edgectl)
-    or a host alias from ~/.ssh/config.
-    """
+    """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy."""
     from edge_convert.archive import unpacked
     from edgectl import deploy as deployer
     from edgectl.targets import parse_target
@@ -38,10 +34,10 @@ def deploy(bundle, target, offline, serial, trust_key, as_json, quiet):
         result = deployer.deploy(
             bundle_dir, parse_target(target), Progress(quiet).say, offline=offline, serial=serial, trust_key=trust_key
         )
-    emit(result, as_json, _render_pairs)
+    emit(result, as_json, pairs)
 
 
-@click.command()
+@click.command(epilog=TARGET_EPILOG)
 @click.argument("target")
 @json_option
 @quiet_option
@@ -50,10 +46,10 @@ def rollback(target, as_json, quiet):
     from edgectl import deploy as deployer
     from edgectl.targets import parse_target
 
-    emit(deployer.rollback(parse_target(target), Progress(quiet).say), as_json, _render_pairs)
+    emit(deployer.rollback(parse_target(target), Progress(quiet).say), as_json, pairs)
 
 
-@click.command()
+@click.command(epilog=TARGET_EPILOG)
 @click.argument("target")
 @json_option
 def status(target, as_json):
@@ -62,45 +58,70 @@ def status(target, as_json):
     from edgectl.targets import parse_target
 
     result = board_status.status(parse_target(target))
-    emit(result, as_json, _render_pairs)
-    if result["health"] == "degraded":
+    emit(result, as_json, pairs)
+    if result["health"] != "healthy":  # degraded, or nothing deployed: nothing a script can rely on serves
         sys.exit(3)
 
 
-@click.command()
+@click.command(epilog=TARGET_EPILOG)
 @click.argument("target", required=False)
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Sample file: CSV or JSON lines, or an original C-MAPSS file.")  # fmt: skip
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write every agent record here (JSON lines).")
 @click.option("--serial", "device", help="Feed the agent over this serial port instead of a TARGET.")
-@click.option("--baud", default=115200, show_default=True)
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(min=1),
+              help="With --serial: the line's speed (8N1).")  # fmt: skip
 @click.option("--resume", is_flag=True, help="With --serial: go on with the last session where the agent stopped.")
 @json_option
 @quiet_option
 def run(target, input_path, out, device, baud, resume, as_json, quiet):
     """Stream a sample file through the agent on TARGET (or over --serial) and summarize its records."""
     from edgectl import evaluate, runner, serial_host
-    from edgectl.errors import EdgectlError
+    from edgectl.errors import EdgectlError, Interrupted
     from edgectl.targets import parse_target
 
     if bool(target) == bool(device):
         raise EdgectlError("give a TARGET or --serial DEV (one of them)")
+    if resume and not device:
+        raise click.UsageError("--resume goes on with a serial session: it needs --serial DEV")
     progress = Progress(quiet)
-    with open(out, "w") if out else contextlib.nullcontext() as sink:
-        if device:
-            records = serial_host.stream_file(device, input_path, baud, sink, progress.record, resume)
-        else:
-            records = runner.stream_file(parse_target(target), input_path, out=sink, on_record=progress.record)
-    summary = evaluate.latency(records)
-    start = next((r for r in records if r["type"] == "start"), {})
-    summary["bundle_id"] = start.get("bundle_id")
+    try:
+        # --resume goes on with a session: its records join those --out holds already (each arrives once)
+        with open(out, "a" if resume else "w") if out else contextlib.nullcontext() as sink:
+            if device:
+                records = serial_host.stream_file(device, input_path, baud, sink, progress.record, resume)
+            else:
+                records = runner.stream_file(parse_target(target), input_path, out=sink, on_record=progress.record)
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_run(device, input_path, baud, out)) from None
+    summary = evaluate.run_summary(records)
+    if not summary["windows"] and not resume:  # a summary of nothing would read as a success
+        # (a resumed session may have had nothing left to send: its windows came in the first one)
+        raise EdgectlError(
+            f"{input_path}: nothing scored, the agent answered no window: {evaluate.why_nothing_scored(records)}; "
+            "check the file against the bundle's input fields and window length (edgectl inspect BUNDLE); "
+            "the reasons are explained in the README, 'Agent records'"
+        )
     emit(summary, as_json, _render_run)
+
+
+def _interrupted_run(device, input_path, baud, out):
+    """Ctrl-C during `run`: where the records so far are and, over a serial line, the command that goes on."""
+    text = "edgectl run: interrupted (Ctrl-C)"
+    if out:
+        text += f"; the records so far are in {out}"
+    if device:
+        again = ["edgectl", "run", "--serial", device, "--input", input_path, "--baud", str(baud)]
+        again += ["--out", out] if out else []
+        text += f"; to go on where the agent stopped: {shlex.join([*again, '--resume'])}"
+    return text
 
 
 @click.command()
 @click.option("--serial", "device", required=True, help="The serial port the agent reports on.")
-@click.option("--baud", default=115200, show_default=True)
-@click.option("--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(min=1), help="The line's speed (8N1).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many seconds (default: until Ctrl-C).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Write every record as a JSON line instead of the live view.")
 def monitor(device, baud, duration, as_json):
     """Live predictions and stats from an agent on a serial line; each record once, acknowledged."""
@@ -115,21 +136,26 @@ def monitor(device, baud, duration, as_json):
         else:
             view.add(rec, link_stats)
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the view, not with a traceback
+    try:
         serial_host.monitor(device, show, baud, duration)
+    except KeyboardInterrupt:  # Ctrl-C ends the view: its last state, then the CLI's one line and exit 130
+        if not as_json:
+            view.draw()
+        raise
     if not as_json:
         view.draw()
 
 
-@click.command()
+@click.command(epilog=BUNDLE_TARGET_EPILOG)
 @click.argument("bundles_and_target", nargs=-1, required=True, metavar="BUNDLE... TARGET")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Sample file replayed on the board; a C-MAPSS test_FDxxx.txt with RUL_FDxxx.txt beside it "
                    "is scored for accuracy.")  # fmt: skip
-@click.option("--profile", help="Check budgets against this board profile (default: inferred from the board).")
-@click.option("--warmup", type=int, help="Warm-up queries, not counted (default: the agent's, 100).")
-@click.option("--min-queries", type=int, help="Counted queries at least (default: 4096).")
-@click.option("--min-duration", type=float, help="Seconds of counted queries at least (default: 10).")
+@click.option("--profile", metavar="NAME",
+              help=profile_help("Check budgets against this profile (default: inferred from the board)."))  # fmt: skip
+@click.option("--warmup", type=click.IntRange(min=0), help="Warm-up queries, not counted (default: the agent's, 100).")
+@click.option("--min-queries", type=click.IntRange(min=1), help="Counted queries at least (default: 4096).")
+@click.option("--min-duration", type=click.FloatRange(min=0), help="Seconds of counted queries at least (default: 10).")
 @click.option("--out", default="out/bench", show_default=True, type=click.Path(file_okay=False),
               help="Where to write bench.json, bench.md, bench.html and the board's raw results.")  # fmt: skip
 @click.option("--offline", is_flag=True, help="Deploying: ship the runtime wheels from this host.")
@@ -138,10 +164,9 @@ def monitor(device, baud, duration, as_json):
 def bench(bundles_and_target, data, profile, warmup, min_queries, min_duration, out, offline, as_json, quiet):
     """Measure each BUNDLE on TARGET with the agent's bench mode: latency, memory, accuracy, budgets.
 
-    BUNDLE: a bundle directory, or its .tar.gz. Uploads each bundle as a release beside what the
-    board serves (`current` is never switched), runs it there, and writes the
-    run record, a Markdown summary and a self-contained HTML report. Prints the summary (--json:
-    the record). Exit code 3 when a bundle fails a budget.
+    Uploads each bundle as a release beside what the board serves (`current` is never switched),
+    runs it there, and writes the run record, a Markdown summary and a self-contained HTML report.
+    Prints the summary (--json: the record). Exit code 3 when a bundle fails a budget.
     """
     from edge_convert.archive import unpacked
     from edgectl import bench as bencher
@@ -162,14 +187,18 @@ def bench(bundles_and_target, data, profile, warmup, min_queries, min_duration, 
     paths = bencher.write_outputs(record, raw, out, text, bench_report.html(record))
     progress.say(f"wrote {paths['bench.html']} and {paths['bench.json']}")
     emit(record, as_json, lambda r: text)
+    for result in record["results"]:  # on stderr too: with --json, stdout is the record alone
+        for warning in bench_report.accuracy_warnings(result):
+            warn(warning)
     if record["flags"]["over_budget"]:
         sys.exit(3)
 
 
-@click.command()
+@click.command(epilog=TARGET_EPILOG)
 @click.argument("target")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new records as the agent writes them.")
-@click.option("--lines", "-n", default=200, show_default=True, help="How many past lines to show.")
+@click.option("--lines", "-n", default=200, show_default=True, type=click.IntRange(min=0),
+              help="How many past lines to show.")  # fmt: skip
 def logs(target, follow, lines):
     """Show the agent service's records from the board's journal."""
     from edgectl import board as boards
@@ -186,24 +215,19 @@ def logs(target, follow, lines):
             click.echo(line.decode(errors="replace"), nl=False)
     except KeyboardInterrupt:
         proc.terminate()
-
-
-def _render_pairs(result):
-    def text(value):
-        if isinstance(value, dict):
-            return ", ".join(f"{k} {text(v)}" for k, v in value.items())
-        if isinstance(value, list):
-            return " ".join(map(str, value)) or "-"
-        return "-" if value is None or value == "" else str(value)
-
-    return "\n".join(f"{key:10} {text(value)}" for key, value in result.items())
+        raise  # the CLI's one line and exit code 130, as for every command
 
 
 def _render_run(summary):
+    from edgectl.evaluate import drift_text
+
     rows = [{"step": step, **p} for step, p in summary["latency_us"].items()]
+    bad = f" ({counts_text(summary['errors_by_reason'])})" if summary["errors"] else ""
+    rss = "-" if summary["rss_kb_max"] is None else f"{summary['rss_kb_max'] / 1024:.1f} MB"
     head = (
-        f"bundle {summary['bundle_id']}: {summary['windows']} windows, {summary['errors']} bad lines, "
-        f"peak RSS {(summary['rss_kb_max'] or 0) / 1024:.1f} MB\n\n"
+        f"bundle {words(summary['bundle_id'])}: {summary['windows']} windows, {summary['errors']} bad lines{bad}, "
+        f"peak RSS {rss}\n"
+        f"drift: {drift_text(summary['drift'])}\n\n"
     )
     return head + table(
         rows, [("step", "latency us", ""), ("p50", "p50", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]

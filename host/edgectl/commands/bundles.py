@@ -1,31 +1,47 @@
 """Commands on bundles: build, keygen, inspect, and the board profiles they are built for."""
 
-from pathlib import Path
+import sys
 
 import click
 
-from edgectl.commands.options import json_option, quiet_option
-from edgectl.console import Progress, emit, table
+from edgectl.commands.options import (
+    BUNDLE_TEXT,
+    SUBSETS,
+    Choice,
+    json_option,
+    profile_help,
+    profiles_option,
+    quiet_option,
+)
+from edgectl.console import Progress, emit, table, warn
+from edgectl.spec import WINDOW_MAX
 from edgectl.train import MODEL_KINDS, TREE_KINDS
 
 
 @click.command()
 @click.option("--data", type=click.Path(file_okay=False), help="Directory of C-MAPSS files (default: synthetic fleet).")
-@click.option("--subset", default="FD001", show_default=True, help="C-MAPSS subset, e.g. FD001.")
-@click.option("--model", "kind", default="xgboost", show_default=True, help="Model family to train and convert.")
+@click.option("--subset", default="FD001", show_default=True, help=f"C-MAPSS subset: {SUBSETS}.")
+# Not a click.Choice: an unknown model is the build's own one-line error (exit 1), as for train's recipes.
+@click.option("--model", "kind", default="xgboost", show_default=True, metavar="KIND",
+              help=f"Model family to train and convert: {', '.join(MODEL_KINDS)}, or cascade (of --stage1 and "
+                   "--stage2).")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
-@click.option("--window", default=30, show_default=True, help="Window length in samples.")
-@click.option("--stride", default=1, show_default=True, help="Samples between windows.")
-@click.option("--horizon", default=30, show_default=True, help="Label: fails within this many cycles.")
-@click.option("--profile", "profile_names", multiple=True, help="Board profile to build for (repeatable).")
-@click.option("--stage1", default="xgboost-tiny", show_default=True, type=click.Choice(TREE_KINDS),
+@click.option("--window", default=30, show_default=True, type=click.IntRange(1, WINDOW_MAX),
+              help="Window length in samples.")  # fmt: skip
+@click.option("--stride", default=1, show_default=True, type=click.IntRange(1, WINDOW_MAX),
+              help="Samples between windows.")  # fmt: skip
+@click.option("--horizon", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Label: fails within this many cycles.")  # fmt: skip
+@profiles_option
+@click.option("--stage1", default="xgboost-tiny", show_default=True, type=Choice(TREE_KINDS),
               help="With --model cascade: the small tree model that answers every window.")  # fmt: skip
-@click.option("--stage2", default="lightgbm", show_default=True, type=click.Choice(MODEL_KINDS),
+@click.option("--stage2", default="lightgbm", show_default=True, type=Choice(MODEL_KINDS),
               help="With --model cascade: the model uncertain windows go to.")  # fmt: skip
 @click.option(
     "--cascade-tolerance",
     default=0.0,
     show_default=True,
+    type=click.FloatRange(0, 1),
     help="With --model cascade: share of out-of-fold windows the cascade may decide unlike the better single stage.",
 )
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Sign the bundle with this private key.")
@@ -70,32 +86,39 @@ def build(
     extra-trees, gradient-boosting, hist-gradient-boosting (compiled C through TL2cgen), conv1d
     and attention (TFLite INT8), and cascade (--stage1 answers, --stage2 takes the uncertain windows).
     """
+    from edge_convert import bundle
     from edgectl import build as builder
-    from edgectl import convert, inspect_bundle, profiles
+    from edgectl import convert, inspect_bundle, profiles, windowing
     from edgectl.data import cmapss, synthetic
     from edgectl.recipes import cmapss as recipe
 
+    # Every argument is checked before anything is written or trained.
     progress = Progress(quiet)
-    key = _signing().load_private_key(sign_key) if sign_key else None  # a bad key fails before a long build
-    chosen = [profiles.get(name) for name in profile_names]
+    key = _signing().load_private_key(sign_key) if sign_key else None
+    chosen = profiles.choose(profile_names)
     if kind != "cascade":
         builder.check_kind(kind)
+    builder.train.check_window(stage2 if kind == "cascade" else kind, window, "--window")
     if kind not in builder.train.NEURAL_KINDS:
-        convert.check_toolchains(chosen)  # before data is written or a model trained
-    if data is None:
-        data = synthetic.write_subset(Path(out).with_name(Path(out).name + "-data"), subset)
-        progress.say(f"no --data: synthetic fleet written to {data}")
-    train_split, _ = cmapss.load(data, subset)
+        convert.check_toolchains(chosen)
     settings = {"window": window, "stride": stride, "horizon": horizon}
     drift = {"psi_threshold": drift_psi, "psi_window": drift_window}
-    if kind == "cascade":
-        recipe.build_cascade(train_split, out, stage1, stage2, cascade_tolerance, chosen, progress.say, drift,
-                             **settings)  # fmt: skip
-    else:
-        recipe.build_bundle(train_split, kind, out, **settings, profiles=chosen, say=progress.say, drift_settings=drift)
-    if key is not None:
-        progress.say(f"signed {out} with key {_signing().sign_bundle(out, key)}")
-    emit(inspect_bundle.summary(out), as_json, _render_inspect)
+    with bundle.staged(out) as work:  # OUT, OUT.tar.gz, OUT.model.*, OUT-data/: all of them, or nothing
+        if data is None:
+            data = synthetic.write_subset(work.with_name(work.name + "-data"), subset)
+            progress.say(f"no --data: synthetic fleet written to {bundle.final_path(data)}")
+        train_split, _ = cmapss.load(data, subset)
+        where = bundle.final_path(train_split.path)
+        windowing.check_window_fits(window, train_split.units, where, f"--window {window}")
+        if kind == "cascade":
+            recipe.build_cascade(train_split, work, stage1, stage2, cascade_tolerance, chosen, progress.say, drift,
+                                 **settings)  # fmt: skip
+        else:
+            recipe.build_bundle(train_split, kind, work, **settings, profiles=chosen, say=progress.say,
+                                drift_settings=drift)  # fmt: skip
+        if key is not None:
+            progress.say(f"signed {out} with key {_signing().sign_bundle(work, key)}")
+    show_bundle(inspect_bundle.summary(out), as_json)
 
 
 def _signing():
@@ -120,9 +143,9 @@ def _render_keygen(key):
     )
 
 
-@click.command()
+@click.command(epilog=BUNDLE_TEXT)
 @click.argument("bundle", type=click.Path(exists=True))
-@click.option("--profile", help="Check the bundle against this board profile's budgets.")
+@click.option("--profile", metavar="NAME", help=profile_help("Check the bundle against this board profile's budgets."))
 @click.option(
     "--records",
     type=click.Path(exists=True, dir_okay=False),
@@ -130,21 +153,43 @@ def _render_keygen(key):
 )
 @json_option
 def inspect(bundle, profile, records, as_json):
-    """Verify a bundle's checksums and show its stages, sizes and build-time checks.
-
-    BUNDLE: a bundle directory, or its .tar.gz (unpacked safely into a temporary directory).
-    """
+    """Verify BUNDLE's checksums and show its stages, sizes and build-time checks."""
     from edge_convert.archive import unpacked
     from edgectl import inspect_bundle
 
+    if records and not profile:  # records are measured against a profile's budgets; alone they check nothing
+        raise click.UsageError("--records needs --profile P: the records are checked against P's budgets")
     with unpacked(bundle) as bundle_dir:
         info = inspect_bundle.summary(bundle_dir, source=bundle)
     if profile:
-        from edgectl import evaluate, profiles
+        info["budgets"] = _budgets(info, profile, records)
+    info.update(inspect_bundle.verdict(info))
+    show_bundle(info, as_json)
+    if info["status"] != "ok":
+        sys.exit(3)  # as bench does for a failed budget: a script can gate on it
 
-        measured = evaluate.measured(evaluate.read_records(records)) if records else None
-        info["budgets"] = {"profile": profile, "checks": profiles.check_budgets(profiles.get(profile), info, measured)}
+
+def _budgets(info, profile_name, records_path):
+    """The profile's budgets against the bundle, with latency and memory from the agent's records of it."""
+    from edgectl import evaluate, profiles
+
+    profile = profiles.get(profile_name)
+    measured = None
+    if records_path:
+        records = evaluate.read_records(records_path)
+        evaluate.check_records_source(records, records_path, info["bundle_id"], profile)
+        measured = evaluate.measured(records)
+    checks = profiles.check_budgets(profile, info, measured)
+    return {"profile": profile_name, "status": profiles.budget_status(checks), "checks": checks}
+
+
+def show_bundle(info, as_json):
+    """A bundle's summary on stdout, and on stderr what its scores warn of (even with -q)."""
+    from edgectl import inspect_bundle
+
     emit(info, as_json, _render_inspect)
+    for text in inspect_bundle.warnings(info):
+        warn(text)
 
 
 @click.command("profiles")
@@ -217,12 +262,18 @@ def _render_inspect(info):
         text += f"\n\nbudgets of profile {info['budgets']['profile']}:\n" + table(
             info["budgets"]["checks"], budget_columns
         )
+    if "status" in info:  # inspect's verdict, last: what the exit code says
+        text += "\n\nstatus     " + ("ok" if info["status"] == "ok" else f"FAIL: {', '.join(info['problems'])}")
     return text
 
 
 def _cascade_text(band):
+    from edgectl.inspect_bundle import band_text
+
     cal = band.get("calibration", {})
-    text = f"cascade: stage 2 answers when stage 1's score is in [{band['low']:.4f}, {band['high']:.4f})"
+    shown = band_text(band)
+    routing = "stage 1 answers every window" if shown == "none" else "stage 2 answers when stage 1's score is in it"
+    text = f"cascade band {shown}: {routing}"
     if cal:
         text += (
             f"\n  calibrated on {cal['method']} ({cal['windows']} windows): {cal['escalation']:.1%} escalated, "

@@ -4,12 +4,16 @@ from pathlib import Path
 
 import click
 
-from edgectl.commands.options import json_option, quiet_option
+from edge_agent.windows import KINDS_TEXT
+from edgectl.commands.options import Choice, json_option, profiles_option, quiet_option
 from edgectl.console import Progress, emit
 from edgectl.train import MODEL_KINDS
 
+# What a spec's [window] features may name: said by init (which writes one) and features (which computes them).
+KINDS_EPILOG = f'Feature kinds ([window] features in the spec; or "raw", the window itself): {KINDS_TEXT}.'
 
-@click.command()
+
+@click.command(epilog=KINDS_EPILOG)
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), default="edgectl.toml", show_default=True,
               help="The spec file to write.")  # fmt: skip
@@ -26,7 +30,7 @@ def init(data, out, force):
     click.echo(f"wrote {out} from the columns of {data}; check it, then: edgectl features {out} --data {data}")
 
 
-@click.command()
+@click.command(epilog=KINDS_EPILOG)
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
               help="CSV file with a header line, as the spec describes.")  # fmt: skip
@@ -53,7 +57,14 @@ def features(spec_path, data, out, as_json, quiet):
     dataset.write_features(ds, spec, out)
     inputs = len(ds.sections["features"]["names"]) if ds.stage_input == "features" else list(ds.windows.raw.shape[1:])
     summary = {"out": out, "windows": len(ds.windows), "inputs": inputs, "task": spec["output"]["task"]}
-    emit(summary, as_json, lambda s: f"wrote {s['windows']} windows ({s['inputs']} inputs each) to {s['out']}")
+    emit(summary, as_json, _render_features)
+
+
+def _render_features(summary):
+    """'wrote 900 windows (171 inputs each) to ...'; a raw window's shape as '30 x 14', not a Python list."""
+    shape = summary["inputs"]
+    inputs = " x ".join(map(str, shape)) if isinstance(shape, list) else shape
+    return f"wrote {summary['windows']} windows ({inputs} inputs each) to {summary['out']}"
 
 
 @click.command()
@@ -63,7 +74,7 @@ def features(spec_path, data, out, as_json, quiet):
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
               help="CSV data: preprocessing is fitted on it; parity, golden vectors, drift come from it.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
-@click.option("--profile", "profile_names", multiple=True, help="Board profile to cross-build for (repeatable).")
+@profiles_option
 @click.option("--allow-pickle", is_flag=True, help="Load a .joblib/.pkl model (runs the code inside it).")
 @click.option("--precision", type=click.Choice(["int8", "float32"]),
               help="Neural models: TFLite full INT8 (default for Keras) or float32; a .tflite as it is.")  # fmt: skip
@@ -78,28 +89,30 @@ def convert(model, spec_path, data, out, profile_names, allow_pickle, precision,
     compiled model must equal the model's own prediction on every window of --data.
     Neural models: Keras .keras/.h5 to TFLite (INT8 or float32), or a .tflite as it is.
     """
+    from edge_convert import bundle
     from edgectl import convert as converter
     from edgectl import inspect_bundle, profiles
-    from edgectl.commands.bundles import _render_inspect, _signing
+    from edgectl.commands.bundles import _signing, show_bundle
 
     progress = Progress(quiet)
     key = _signing().load_private_key(sign_key) if sign_key else None
-    chosen = [profiles.get(name) for name in profile_names]
-    converter.convert(model, spec_path, data, out, chosen, allow_pickle, progress.say, precision)
-    if key is not None:
-        progress.say(f"signed {out} with key {_signing().sign_bundle(out, key)}")
-    emit(inspect_bundle.summary(out), as_json, _render_inspect)
+    chosen = profiles.choose(profile_names)
+    with bundle.staged(out) as work:  # a signature that fails leaves no unsigned bundle behind
+        converter.convert(model, spec_path, data, work, chosen, allow_pickle, progress.say, precision)
+        if key is not None:
+            progress.say(f"signed {out} with key {_signing().sign_bundle(work, key)}")
+    show_bundle(inspect_bundle.summary(out), as_json)
 
 
 @click.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
               help="CSV training data with the spec's label column.")  # fmt: skip
-@click.option("--model", "kind", default="xgboost", show_default=True, type=click.Choice(MODEL_KINDS),
+@click.option("--model", "kind", default="xgboost", show_default=True, type=Choice(MODEL_KINDS),
               help="The reference model to train: a tree ensemble on window features, or a neural model "
               "(conv1d, attention) on the raw window.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle directory to write.")
-@click.option("--profile", "profile_names", multiple=True, help="Board profile to cross-build for (repeatable).")
+@profiles_option
 @json_option
 @quiet_option
 def train(spec_path, data, kind, out, profile_names, as_json, quiet):
@@ -112,9 +125,9 @@ def train(spec_path, data, kind, out, profile_names, as_json, quiet):
     or `bench`.
     """
     from edgectl import build, inspect_bundle, profiles
-    from edgectl.commands.bundles import _render_inspect
+    from edgectl.commands.bundles import show_bundle
 
     progress = Progress(quiet)
-    chosen = [profiles.get(name) for name in profile_names]
+    chosen = profiles.choose(profile_names)
     build.train_bundle(spec_path, data, kind, out, chosen, say=progress.say)
-    emit(inspect_bundle.summary(out), as_json, _render_inspect)
+    show_bundle(inspect_bundle.summary(out), as_json)

@@ -1,6 +1,52 @@
-"""Options every command that prints a result shares."""
+"""Options and help texts the commands share: each said once here, reused wherever it applies."""
+
+from pathlib import Path
 
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+
+# What a TARGET looks like; the epilog of every command that takes one, and the help of --target options.
+TARGETS = (
+    "local:DIR (a board directory on this machine), ssh://user@host[:port][/home] (home defaults to "
+    "/opt/edgectl), or a host alias from ~/.ssh/config"
+)
+TARGET_EPILOG = f"TARGET: {TARGETS}."
+BUNDLE_TEXT = "BUNDLE: a bundle directory, or its .tar.gz (unpacked safely into a temporary directory)."
+BUNDLE_TARGET_EPILOG = f"{BUNDLE_TEXT}\n\n{TARGET_EPILOG}"  # blank line: click wraps each paragraph apart
+SUBSETS = "FD001..FD004 (FD002 and FD004: six operating conditions)"
+
+
+def profile_help(what):
+    """A --profile option's help: what it does, then the profile names there are.
+
+    Profiles are named as their files are (the shipped ones are); listing the files, not reading
+    them, keeps --help fast. `edgectl profiles` shows each one's board and budgets.
+    """
+    from edgectl.profiles import PROFILE_DIR  # the standard library only: EDGECTL_PROFILES or the shipped ones
+
+    names = sorted(p.stem for p in Path(PROFILE_DIR).glob("*.toml"))
+    return f"{what} Profiles (edgectl profiles): {', '.join(names) or 'none found'}."
+
+
+# build, convert and train: the boards a bundle is built for.
+profiles_option = click.option(
+    "--profile",
+    "profile_names",
+    multiple=True,
+    metavar="NAME",
+    help=profile_help(
+        "Also cross-compile the tree stage for this board profile and check its parity under qemu-user (repeatable)."
+    ),
+)
+
+
+class Choice(click.Choice):
+    """click.Choice whose refusal also names the closest choice: `'xgbost' is not one of ... (did you mean
+    'xgboost'?)`, exit 2 like every usage error, before any work."""
+
+    def get_invalid_choice_message(self, value, ctx):
+        from edgectl.errors import did_you_mean
+
+        return super().get_invalid_choice_message(value, ctx).rstrip(".") + did_you_mean(value, self.choices) + "."

@@ -4,14 +4,18 @@ from pathlib import Path
 
 import click
 
-from edgectl.commands.options import json_option, quiet_option
+from edgectl.commands.options import SUBSETS, TARGETS, Choice, json_option, quiet_option
 from edgectl.console import Progress, emit, table
+from edgectl.train import TREE_KINDS
+
+TARGET_HELP = f"The board to serve on: {TARGETS}. Default: a local board in WORKDIR/board."
 
 
 @click.command()
 @click.option("--data", type=click.Path(exists=True, file_okay=False), help="Real C-MAPSS files instead of synthetic.")
-@click.option("--subset", default="FD001", show_default=True)
-@click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--subset", default="FD001", show_default=True, help=f"C-MAPSS subset: {SUBSETS}.")
+@click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the data, the bundles and (without --board) the board go.")  # fmt: skip
 @click.option("--board", type=click.Path(file_okay=False), help="Local board directory (default: WORKDIR/board).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 20),
               help="Train each model with seeds 0..N-1: F1 as mean and sd over them (training is noisy).")  # fmt: skip
@@ -36,9 +40,10 @@ def example():
 
 @example.command("cmapss")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), help="Real C-MAPSS files instead of synthetic.")
-@click.option("--subset", default="FD001", show_default=True, help="FD001..FD004 (FD002/FD004: six conditions).")
-@click.option("--target", help="Board to serve on (default: a local board in WORKDIR/board).")
-@click.option("--workdir", default="out/example-cmapss", show_default=True, type=click.Path(file_okay=False))
+@click.option("--subset", default="FD001", show_default=True, help=f"C-MAPSS subset: {SUBSETS}.")
+@click.option("--target", metavar="TARGET", help=TARGET_HELP)
+@click.option("--workdir", default="out/example-cmapss", show_default=True, type=click.Path(file_okay=False),
+              help="Where the data, the bundles and the local board go.")  # fmt: skip
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 20),
               help="Train each model with seeds 0..N-1: F1 as mean and sd over them (training is noisy).")  # fmt: skip
 @click.option("--model", "models", multiple=True,
@@ -51,6 +56,7 @@ def example_cmapss(data, subset, target, workdir, seeds, models, as_json, quiet)
     Conv1D INT8, attention INT8 and two cascades on C-MAPSS with history features, split by engine unit: the
     table of bundle size, F1 (all test windows and the last window per unit), p50/p99 latency, fast-path share
     and the escalation calibrated out of fold."""
+    from edgectl.errors import did_you_mean
     from edgectl.recipes import cmapss as recipe
     from edgectl.targets import parse_target
 
@@ -58,7 +64,8 @@ def example_cmapss(data, subset, target, workdir, seeds, models, as_json, quiet)
     unknown = [kind for kind in models if kind not in recipe.MODELS]
     if unknown:
         choices = ", ".join(recipe.MODELS)
-        raise click.BadParameter(f"{unknown[0]!r}; the recipe's models: {choices}", param_hint="--model")
+        hint = did_you_mean(unknown[0], recipe.MODELS)
+        raise click.BadParameter(f"{unknown[0]!r}{hint}; the recipe's models: {choices}", param_hint="--model")
     models = models or recipe.MODELS
     cascades = [pair for pair in recipe.CASCADES if set(pair) <= set(models)]
     result = recipe.run(workdir, data, subset, board, models, cascades, progress=Progress(quiet), seeds=seeds)
@@ -67,9 +74,11 @@ def example_cmapss(data, subset, target, workdir, seeds, models, as_json, quiet)
 
 @example.command("secom")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), help="Directory of the UCI SECOM files.")
-@click.option("--model", "kind", default="xgboost", show_default=True, help="Tree model family.")
-@click.option("--target", help="Board to serve on (default: a local board in WORKDIR/board).")
-@click.option("--workdir", default="out/example-secom", show_default=True, type=click.Path(file_okay=False))
+@click.option("--model", "kind", default="xgboost", show_default=True, type=Choice(TREE_KINDS),
+              help="Tree model family.")  # fmt: skip
+@click.option("--target", metavar="TARGET", help=TARGET_HELP)
+@click.option("--workdir", default="out/example-secom", show_default=True, type=click.Path(file_okay=False),
+              help="Where the data, the bundles and the local board go.")  # fmt: skip
 @json_option
 @quiet_option
 def example_secom(data, kind, target, workdir, as_json, quiet):
@@ -99,16 +108,20 @@ def _render_recipe(result):
 
     head = f"data: {result['data']} ({result['subset']})\nboard: {result['board']}\n"
     head += f"seeds: {result['seeds']} (F1: the mean, F1 sd: over the seeds)\n\n" if result["seeds"] > 1 else "\n"
-    return head + table(result["models"], recipe.COLUMNS)
+    return head + recipe.results_table(result)
 
 
 @click.command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--subset", default="FD001", show_default=True, help="Name used in the file names.")
-@click.option("--train-units", default=60, show_default=True)
-@click.option("--test-units", default=40, show_default=True)
-@click.option("--conditions", default=1, show_default=True, help="Operating conditions (FD002-like: 6).")
-@click.option("--seed", default=7, show_default=True)
+@click.option("--train-units", default=60, show_default=True, type=click.IntRange(min=1),
+              help="cmapss: engines run to failure (train_SUBSET.txt).")  # fmt: skip
+@click.option("--test-units", default=40, show_default=True, type=click.IntRange(min=1),
+              help="cmapss: engines cut off before failure, and their life left (test_, RUL_SUBSET.txt).")  # fmt: skip
+@click.option("--conditions", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Operating conditions (FD002-like: 6).")  # fmt: skip
+@click.option("--seed", default=7, show_default=True, type=click.IntRange(min=0),
+              help="Random seed: the same seed writes the same files.")  # fmt: skip
 @click.option("--dataset", default="cmapss", show_default=True, type=click.Choice(["cmapss", "vibration"]),
               help="cmapss: a turbofan fleet in the C-MAPSS files; vibration: vibration.csv of pumps (a header, "
               "ISO times, 3-axis vibration, temperature, a state and a wear percentage).")  # fmt: skip

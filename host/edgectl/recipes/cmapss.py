@@ -19,6 +19,7 @@ from edge_agent.manifest import load_bundle
 from edge_agent.windows import FEATURE_KINDS
 from edgectl import build, cascade, deploy, evaluate, inspect_bundle, runner
 from edgectl import spec as specs
+from edgectl.console import table
 from edgectl.data import cmapss, synthetic
 from edgectl.targets.local import LocalTarget
 
@@ -199,6 +200,7 @@ def row(name, bundle_dir, records, test_split):
     return {
         "model": name,
         "bundle_id": info["bundle_id"],
+        "stages": [s["kind"] for s in info["stages"]],  # tools/readme_tables.py: which F1s a CPU can change
         "model_kb": sum(s["model_bytes"] for s in info["stages"]) / 1024,
         "bundle_kb": (info["archive_bytes"] or info["bundle_bytes"]) / 1024,
         "windows": lat["windows"],
@@ -231,3 +233,9 @@ COLUMNS = [
     ("calibrated_escalation", "escalated oof", ".1%"),
     ("rss_mb", "RSS MB", ".1f"),
 ]
+
+
+def results_table(result):
+    """The table of run()'s result as the CLI prints it and the README shows it; F1 sd only over seeds."""
+    columns = [column for column in COLUMNS if result["seeds"] > 1 or column[0] != "f1_sd"]
+    return table(result["models"], columns)

@@ -72,7 +72,10 @@ class SshTarget:
     def put_dir(self, src, dest):
         """Copy a directory as a tar stream: needs only tar on the board, no sftp or rsync."""
         pack = subprocess.Popen(["tar", "-C", str(src), "-cf", "-", "."], stdout=subprocess.PIPE)
-        unpack = f"mkdir -p {shlex.quote(dest)} && tar -C {shlex.quote(dest)} -xf -"
+        # Readable by others: the agent's service runs as a systemd DynamicUser, and tar keeps the source's
+        # modes (a temporary directory's 0700 made the agent code unreadable to it).
+        where = shlex.quote(dest)
+        unpack = f"mkdir -p {where} && tar -C {where} -xf - && chmod -R go+rX,go-w {where}"
         got = subprocess.run([*self._ssh(), "--", unpack], stdin=pack.stdout, capture_output=True, text=True)
         pack.stdout.close()
         pack.wait()
@@ -97,6 +100,33 @@ class SshTarget:
         subprocess.run([*self._ssh("-O", "exit")], capture_output=True)
 
     def check_reachable(self, code, stderr):
-        """Raise, saying so, when ssh's exit code says the board could not be reached."""
+        """Raise, saying why and what to do, when ssh's exit code says the board could not be reached."""
         if code == SSH_UNREACHABLE:
-            raise EdgectlError(f"{self}: cannot reach the board over ssh: {stderr.strip().splitlines()[-1:]}")
+            said = stderr.strip().splitlines()
+            why = next((hint for marker, hint in _SSH_FAILURES if marker in stderr), None)
+            where = (
+                f"{'-p ' + str(self.port) + ' ' if self.port else ''}{self.user + '@' if self.user else ''}{self.host}"
+            )
+            detail = f" (ssh said: {said[-1].rstrip('.')})" if said else ""
+            known = f"[{self.host}]:{self.port}" if self.port else self.host  # how known_hosts names it
+            hint = (why or "ssh {where} by hand to see why").format(where=where, known=known)
+            raise EdgectlError(f"{self}: cannot reach the board over ssh{detail}. {hint}")
+
+
+# What ssh prints when it fails, and what the user can do about it; the first that matches wins.
+_SSH_FAILURES = (
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "The board's host key changed (reinstalled, or not the board you "
+     "meant): if you expected that, `ssh-keygen -R '{known}'` (for a ~/.ssh/config alias, its HostName), then "
+     "`ssh {where}` once to accept the new key."),
+    ("Host key verification failed", "Its host key is not in your known_hosts: `ssh {where}` once by hand to "
+     "check and accept it (edgectl never accepts host keys by itself)."),
+    ("Permission denied", "The login was refused: install your key with `ssh-copy-id {where}`, or name the user "
+     "(ssh://user@host); edgectl logs in with keys only, it does not ask for passwords."),
+    ("Could not resolve hostname", "No such host name: check the spelling, or give its address "
+     "(ssh://user@192.168.1.20) or a Host entry in ~/.ssh/config."),
+    ("Connection refused", "Nothing listens for ssh there: is the ssh server running on the board "
+     "(`sudo systemctl enable --now ssh`), and is the port right?"),
+    ("timed out", "The board does not answer: is it powered on, on this network, and the address right?"),
+    ("No route to host", "The board does not answer: is it powered on, on this network, and the address right?"),
+    ("Network is unreachable", "This machine has no route to that address: check the network it is on."),
+)  # fmt: skip
