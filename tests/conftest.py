@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from boards import arm64, sshd
+from boards import arm64, sshd, systemd_board
 from fuzzing import Fuzzer
 from your_data import vibration_data
 
@@ -96,6 +96,20 @@ def arm64_board(ssh_config):
         missing(f"{tool} for the emulated arm64 board (make system-deps)")
     board = arm64.Arm64Board()
     add_board(ssh_config, board.ssh)
+    yield board
+    board.stop()
+
+
+@pytest.fixture(scope="session")
+def booted_board(ssh_config):
+    """A Debian board with systemd as PID 1 (systemd-nspawn --boot) behind its own sshd: `sysboard`."""
+    if os.geteuid() != 0:
+        missing("root, to boot the systemd board with systemd-nspawn")
+    tool = systemd_board.tools_missing()
+    if tool:
+        missing(f"{tool} for the booted systemd board (make system-deps)")
+    board = systemd_board.SystemdBoard("sysboard")
+    add_board(ssh_config, board)
     yield board
     board.stop()
 

@@ -7,18 +7,16 @@ crashes on the host's x86 one; /sys is left unmounted for the same reason), bind
 /dev, and starts sshd chrooted into it: every command runs as arm64 under qemu-user.
 """
 
-import hashlib
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from boards import sshd
+from boards import rootfs, sshd
 
 HERE = Path(__file__).resolve().parent
 RECIPE = HERE / "arm64_rootfs.sh"
-CACHE = Path.home() / ".cache" / "edgectl" / "boards"
+CACHE = rootfs.CACHE
 
 CPUINFO_A72 = (
     "".join(
@@ -32,21 +30,12 @@ CPUINFO_A72 = (
 
 def tools_missing():
     """What this machine lacks to build and run the board, or None."""
-    for tool in ("debootstrap", "qemu-aarch64-static", "update-binfmts", sshd.SSHD):
-        if shutil.which(tool) is None and not Path(tool).exists():
-            return tool
-    return None
+    return rootfs.first_missing(("debootstrap", "qemu-aarch64-static", "update-binfmts", sshd.SSHD))
 
 
 def rootfs_tarball():
     """The cached root file system tarball, built first if this recipe has none yet."""
-    key = hashlib.sha256(RECIPE.read_bytes()).hexdigest()[:12]
-    tarball = CACHE / f"arm64-{key}.tar"
-    if not tarball.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"building the arm64 board root file system (once per machine): {tarball}", file=sys.stderr)
-        subprocess.run(["bash", str(RECIPE), str(tarball)], check=True)
-    return tarball
+    return rootfs.cached_tarball(RECIPE, "arm64")
 
 
 def _mounted_under(path):
@@ -65,7 +54,8 @@ def _remove(run_dir):
 def remove_stale_boards():
     """Boards left by a test run that was killed before its teardown."""
     for run_dir in CACHE.glob("run-*"):
-        _remove(run_dir)
+        if not run_dir.name.startswith("run-sd-"):  # a booted systemd board's (systemd_board.py), maybe live
+            _remove(run_dir)
 
 
 class Arm64Board:
