@@ -14,11 +14,26 @@ from boards import arm64, sshd, systemd_board
 from fuzzing import Fuzzer
 from your_data import vibration_data
 
+from edgectl import service
 from edgectl.data import cmapss, synthetic
 from edgectl.recipes import cmapss as recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 FD001 = ROOT.parent / "shared" / "datasets" / "cmapss"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_service_on_this_host():
+    """No test installs the agent's unit on this machine: deploy refuses a board with this host's
+    machine-id (service.NOT_THIS_HOST), and a unit that appears anyway is removed and fails the run."""
+    os.environ[service.NOT_THIS_HOST] = "1"
+    unit = Path(service.UNIT_PATH)
+    existed = unit.exists()
+    yield
+    if unit.exists() and not existed:
+        subprocess.run(["systemctl", "disable", "--now", service.UNIT_NAME], capture_output=True)
+        unit.unlink()
+        pytest.fail(f"a test installed {unit} on this machine; removed it")
 
 
 def missing(what):

@@ -171,8 +171,8 @@ def run(
 
         # The journal keeps each stream's last samples for the longest span the features read (rolling
         # kinds come back exactly; whole-history kinds restart from those samples).
-        link = SerialLink(source, journal_dir or Path(state_dir or ".") / "journal",
-                          pipeline.windows.plan.ring, stream_of=_stream_key(pipeline))  # fmt: skip
+        link = SerialLink(source, journal_dir or Path(state_dir or ".") / "journal", pipeline.windows.plan.ring,
+                          stream_of=_stream_key(pipeline), max_streams=pipeline.windows.max_streams)  # fmt: skip
         _rebuild_windows(pipeline, link.replay_lines())
         pipeline.events.clear()  # drift and silence seen in the replay were reported before the restart
         src = link
@@ -186,18 +186,21 @@ def run(
     started = time.monotonic()
     last_state, state_error = [0.0], [None]
 
+    def keep_state(stats, now):
+        last_state[0] = now
+        try:
+            save_state(state_dir, stats, pipeline, info, now - started)
+            state_error[0] = None
+        except OSError as exc:  # missing, read-only or full: serving goes on, the failure is reported
+            if state_error[0] is None:
+                print(f"edge-agent: cannot write the state file in {state_dir}: {exc}", file=sys.stderr)
+            state_error[0] = f"{state_dir}: {exc.strerror or exc}"
+
     def heartbeat(stats):
         notifier.watchdog()
         now = time.monotonic()
         if state_dir and now - last_state[0] >= STATE_EVERY_S:
-            last_state[0] = now
-            try:
-                save_state(state_dir, stats, pipeline, info, now - started)
-                state_error[0] = None
-            except OSError as exc:  # missing, read-only or full: serving goes on, the failure is reported
-                if state_error[0] is None:
-                    print(f"edge-agent: cannot write the state file in {state_dir}: {exc}", file=sys.stderr)
-                state_error[0] = f"{state_dir}: {exc.strerror or exc}"
+            keep_state(stats, now)
 
     def extra_stats():
         counts = src.stats()
@@ -208,7 +211,10 @@ def run(
         return counts
 
     try:
-        return serve(pipeline, lines, out, stats_every, heartbeat, extra_stats)
+        stats = serve(pipeline, lines, out, stats_every, heartbeat, extra_stats)
+        if state_dir:  # the figures at the end of the input, for `edgectl status` after a run
+            keep_state(stats, time.monotonic())
+        return stats
     finally:
         notifier.send("STOPPING=1")
         if link:
@@ -255,6 +261,7 @@ def save_state(state_dir, stats, pipeline, info, uptime):
     """Write the latest stats to state_dir/stats.json atomically."""
     snapshot = stats.snapshot(**_streams(pipeline), bundle_id=info["bundle_id"], uptime_s=round(uptime))
     path = Path(state_dir) / "stats.json"
+    path.parent.mkdir(exist_ok=True)  # HOME/state, the first time `edgectl run` keeps it
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(snapshot))
     os.replace(tmp, path)

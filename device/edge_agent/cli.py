@@ -77,7 +77,12 @@ def build_parser():
         metavar="BASE64",
         help="commit: verify against this public key too (base64 of its 32 bytes; a deploy's --trust-key)",
     )
-    p_rel.add_argument("--keep-previous", action="store_true", help="switch: the old current becomes previous")
+    p_rel.add_argument(
+        "--keep-previous", action="store_true", help="switch: the old current (and its agent) becomes previous"
+    )
+    p_rel.add_argument(
+        "--agent", metavar="AGENT_ID", help="switch: the agent in HOME/agents that serves the release switched to"
+    )
     p_rel.add_argument(
         "--installs-key",
         metavar="KEY_ID",
@@ -144,13 +149,13 @@ def _release_op(args):
     if args.action == "switch":
         if args.to is None:
             raise AgentError("release switch needs --to BUNDLE_ID")
-        return releases.switch(home, args.to, args.keep_previous, args.installs_key)
+        return releases.switch(home, args.to, args.keep_previous, args.installs_key, args.agent)
     if args.action == "undo":
         return {"undone": releases.undo(home, args.trusted_keys)}
     if args.action == "settle":
         releases.settle(home)
         return {"settled": True}
-    return {**{name: releases.link(home, name) for name in releases.LINKS}, "pending": releases.pending(home)}
+    return {**{name: releases.link(home, name) for name in releases.LINK_DIRS}, "pending": releases.pending(home)}
 
 
 def _run(args):

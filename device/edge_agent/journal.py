@@ -5,24 +5,38 @@ rebuilds its windows exactly where it stopped.
 One append-only JSON-lines file, written once per processed sample (the sample and any records
 it produced in a single write, so a kill cannot split them), plus state.json for the host's
 acknowledgement. Bounded: past `capacity` unacknowledged records the oldest are dropped and
-counted (the explicit policy), and the host is told to skip them.
+counted (the explicit policy), and the host is told to skip them; past `max_streams` stream tails
+the least recently seen stream's is forgotten, as the windows forget that stream.
+
+state.json is rewritten at most once every SAVE_EVERY_S (and before a compaction and on close),
+not on every acknowledgement: an SD card wears with every write. A kill loses at most that much
+of the acknowledged position; the restarted agent then resends records the host already has,
+which the host drops by sequence number. The record journal itself is never behind.
 """
 
 import itertools
 import json
 import os
-from collections import OrderedDict, defaultdict, deque
+import time
+from collections import OrderedDict, deque
 from pathlib import Path
+
+from edge_agent.lru import touch
+
+SAVE_EVERY_S = 2.0
 
 
 class Journal:
-    def __init__(self, directory, capacity, window_length):
+    def __init__(self, directory, capacity, window_length, max_streams=1024):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.capacity = capacity
         self.tail_length = max(1, window_length - 1)
+        self.max_streams = max_streams
         self.unacked = OrderedDict()  # record seq -> record JSON text
-        self.tails = defaultdict(lambda: deque(maxlen=self.tail_length))  # stream -> last sample lines
+        self.tails = OrderedDict()  # stream -> deque of its last sample lines; least recently seen first
+        self.tails_evicted = 0
+        self._saved_at = time.monotonic()
         self.next_seq = 1
         self.acked = 0
         self.dropped = 0
@@ -61,7 +75,7 @@ class Journal:
             self.session, self.last_sample = entry["session"], 0
         elif kind == "S":
             self.last_sample = entry["n"]
-            self.tails[entry["s"]].append((next(self._order), entry["l"]))
+            self._tail(entry["s"]).append((next(self._order), entry["l"]))
         elif kind == "R" and entry["n"] > self.acked:
             self.unacked[entry["n"]] = entry["r"]
             self._bound()
@@ -82,7 +96,7 @@ class Journal:
             seq, stream, line = sample
             entries.append({"k": "S", "n": seq, "s": stream, "l": line})
             self.last_sample = seq
-            self.tails[stream].append((next(self._order), line))
+            self._tail(stream).append((next(self._order), line))
         for text in records:
             entries.append({"k": "R", "n": self.next_seq, "r": text})
             self.unacked[self.next_seq] = text
@@ -100,13 +114,20 @@ class Journal:
         self.acked = seq
         while self.unacked and next(iter(self.unacked)) <= seq:
             self.unacked.popitem(last=False)
-        self._save_state()
         if self._lines > 4 * (self.capacity + 100):
             self._compact()
+        elif time.monotonic() - self._saved_at >= SAVE_EVERY_S:
+            self._save_state()
 
     def first_kept(self):
         """The oldest record still in the journal (the host skips to it after drops)."""
         return next(iter(self.unacked), self.next_seq)
+
+    def _tail(self, stream):
+        """The stream's tail, now the most recently seen; the least recently seen goes past max_streams."""
+        tail, gone = touch(self.tails, stream, lambda: deque(maxlen=self.tail_length), self.max_streams)
+        self.tails_evicted += gone
+        return tail
 
     def _bound(self):
         while len(self.unacked) > self.capacity:
@@ -122,9 +143,11 @@ class Journal:
         tmp = self.dir / "state.tmp"
         tmp.write_text(json.dumps({"acked": self.acked, "dropped": self.dropped}))
         os.replace(tmp, self.dir / "state.json")
+        self._saved_at = time.monotonic()
 
     def _compact(self):
         """Rewrite the journal with only what a restart needs."""
+        self._save_state()  # first: the acknowledged records it leaves out must never count as unacknowledged
         entries = [{"k": "H", "session": self.session}]
         tails = sorted((n, stream, line) for stream, lines in self.tails.items() for n, line in lines)
         entries += [{"k": "S", "n": self.last_sample, "s": stream, "l": line} for _, stream, line in tails]
@@ -137,4 +160,5 @@ class Journal:
         self._lines = len(entries)
 
     def close(self):
+        self._save_state()
         self.file.close()

@@ -4,14 +4,20 @@ Every board path the deploy touches is built here by `board_path`, from checked 
 HOME; nothing else on the board deletes, renames or links release directories. The host holds
 the board's deploy lock (HOME/.lock, see `edgectl.board.locked`) around these calls.
 
-A switch first writes HOME/.pending (the release it replaces, the old `previous`, and the trusted
-key the deploy installs, if new); the deploy removes it once the new release is healthy. A deploy
-killed between the two leaves the marker, and the next deploy or rollback finishes the switch
-(healthy) or undoes it, taking that key out again.
+On a board where deploy ships the agent, the agent code is versioned with the release: each
+version in HOME/agents/<agent id>/ (content-addressed, never changed once there), and the
+`agent` and `previous-agent` links switched with `current` and `previous`, so a rollback runs the
+old release on the agent it ran on, and a bench or a staged upload never touches the running one.
+
+A switch first writes HOME/.pending (the release and agent it replaces, the old `previous`, and the
+trusted key the deploy installs, if new); the deploy removes it once the new release is healthy. A
+deploy killed between the two leaves the marker, and the next deploy or rollback finishes the
+switch (healthy) or undoes it, taking that key out again.
 """
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -24,7 +30,10 @@ from edge_agent.signature import load_trusted_bundle, read_signature
 
 INCOMING = re.compile(r"\.incoming-[0-9a-f]{16}")  # an upload in progress, named by the host
 KEY_ID = re.compile(r"[0-9a-f]{16}")  # signature.key_id
+AGENT_ID = re.compile(r"[0-9a-f]{16}")  # agent_id(): the agent code's content
 LINKS = ("current", "previous")
+AGENT_LINKS = ("agent", "previous-agent")
+LINK_DIRS = {"current": "releases", "previous": "releases", "agent": "agents", "previous-agent": "agents"}
 PENDING = ".pending"
 OPLOCK = ".oplock"
 
@@ -33,7 +42,7 @@ def board_path(home, *names):
     """HOME/names...: each name a bundle id, an upload name or a link name; never anything that leaves HOME."""
     home = Path(home)
     for name in names:
-        if name not in ("releases", *LINKS, PENDING, OPLOCK) and not INCOMING.fullmatch(name):
+        if name not in ("releases", "agents", *LINK_DIRS, PENDING, OPLOCK) and not INCOMING.fullmatch(name):
             check_bundle_id(name, str(home))
     path = home.joinpath(*names)
     if os.path.commonpath([os.path.abspath(home), os.path.abspath(path)]) != os.path.abspath(home):
@@ -77,49 +86,91 @@ def commit(home, incoming, trusted_keys, also_trust=None):
 
 
 def link(home, name):
-    """The bundle id a link (current, previous) points at, or None; a link to anything else is an error."""
+    """The id a link points at (a bundle id for current and previous, an agent id for agent and
+    previous-agent), or None; a link to anything else is an error."""
     path = board_path(home, name)
     try:
         target = os.readlink(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if name == "agent" and path.is_dir():
+            return None  # shipped before agents were versioned; the next switch adopts it
         raise BundleError(f"{path}: not a release link: {exc.strerror}") from None
     parts = Path(target).parts
-    if len(parts) != 2 or parts[0] != "releases":
-        raise BundleError(f"{path} points at {target!r}, not at a release (releases/<id>)")
+    folder = LINK_DIRS[name]
+    if len(parts) != 2 or parts[0] != folder:
+        raise BundleError(f"{path} points at {target!r}, not at {folder}/<id>")
+    if folder == "agents":
+        if not AGENT_ID.fullmatch(parts[1]):
+            raise BundleError(f"{path} points at {target!r}, not at an agent (agents/<16 hex digits>)")
+        return parts[1]
     return check_bundle_id(parts[1], str(path))
 
 
-def set_link(home, name, bundle_id):
-    """Point a link at releases/<bundle_id> with one rename (None removes it)."""
+def set_link(home, name, to):
+    """Point a link at releases/<bundle id> (or agents/<agent id>) with one rename (None removes it)."""
     path = board_path(home, name)
-    if bundle_id is None:
+    if to is None:
         if path.is_symlink():
             path.unlink()
         return
-    if not board_path(home, "releases", bundle_id).is_dir():
-        raise BundleError(f"{home}: no release {bundle_id} to point {name} at")
+    folder = LINK_DIRS[name]
+    if not board_path(home, folder, to).is_dir():
+        raise BundleError(f"{home}: no {folder}/{to} to point {name} at")
     tmp = path.with_name(f".{name}.{os.getpid()}")  # per process: two writers never share a temporary name
     if tmp.is_symlink():
         tmp.unlink()
-    os.symlink(f"releases/{bundle_id}", tmp)
+    os.symlink(f"{folder}/{to}", tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
-def switch(home, bundle_id, keep_previous=True, installs_key=None):
-    """Make `current` point at bundle_id, recording what to undo in HOME/.pending first.
+def agent_id(package_dir):
+    """The id of the agent code in package_dir (the edge_agent folder): the first 16 hex digits of a
+    sha256 over its files' paths and contents. The host and the board compute it the same way."""
+    digest = hashlib.sha256()
+    root = Path(package_dir)
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
-    keep_previous: the release that was current becomes `previous`. installs_key: the id of a trusted
-    key the deploy installs next (new to the board); an undo removes it. Returns the marker.
+
+def _adopt_unversioned_agent(home):
+    """An agent shipped before agents were versioned is a directory at HOME/agent: move it to
+    agents/<its id> and link it, so a switch can record it and an undo put it back."""
+    path = board_path(home, "agent")
+    if path.is_symlink() or not path.is_dir():
+        return
+    adopted = agent_id(path / "edge_agent")
+    kept = board_path(home, "agents", adopted)
+    kept.parent.mkdir(exist_ok=True)
+    if kept.exists():
+        _remove(path)
+    else:
+        os.rename(path, kept)
+    set_link(home, "agent", adopted)
+
+
+def switch(home, bundle_id, keep_previous=True, installs_key=None, agent=None):
+    """Make `current` point at bundle_id (and `agent` at agents/<agent>, when given), recording what to
+    undo in HOME/.pending first.
+
+    keep_previous: the release that was current becomes `previous` (and its agent `previous-agent`).
+    installs_key: the id of a trusted key the deploy installs next (new to the board); an undo removes
+    it. Returns the marker.
     """
     if not board_path(home, "releases", bundle_id).is_dir():
         raise BundleError(f"{home}: no release {bundle_id} to switch to")
     if installs_key is not None and not KEY_ID.fullmatch(installs_key):
         raise BundleError(f"{installs_key[:40]!r} is not a key id (16 hex digits)")
+    if agent is not None and not (AGENT_ID.fullmatch(agent) and board_path(home, "agents", agent).is_dir()):
+        raise BundleError(f"{home}: no agent {agent[:40]!r} in agents/ to switch to")
+    _adopt_unversioned_agent(home)
     old, previous = link(home, "current"), link(home, "previous")
-    marker = {"to": bundle_id, "from": old, "previous": previous, "key": installs_key}
+    old_agent, previous_agent = link(home, "agent"), link(home, "previous-agent")
+    marker = {"to": bundle_id, "from": old, "previous": previous, "key": installs_key,
+              "agent": agent or old_agent, "agent_from": old_agent, "previous_agent": previous_agent}  # fmt: skip
     path = board_path(home, PENDING)
     tmp = path.with_name(f"{PENDING}.{os.getpid()}")
     with open(tmp, "w") as f:
@@ -130,7 +181,12 @@ def switch(home, bundle_id, keep_previous=True, installs_key=None):
     _fsync_dir(path.parent)
     if keep_previous and old and old != bundle_id:
         set_link(home, "previous", old)
+        if agent is not None:
+            set_link(home, "previous-agent", old_agent)
+    if agent is not None:
+        set_link(home, "agent", agent)
     set_link(home, "current", bundle_id)
+    _remove_unlinked_agents(home, keep={old_agent, previous_agent})
     return marker
 
 
@@ -146,6 +202,10 @@ def pending(home):
                 for k in ("to", "from", "previous")
             )
             and (marker.get("key") is None or (isinstance(marker["key"], str) and KEY_ID.fullmatch(marker["key"])))
+            and all(
+                marker.get(k) is None or (isinstance(marker[k], str) and AGENT_ID.fullmatch(marker[k]))
+                for k in ("agent", "agent_from", "previous_agent")
+            )
         )
     except FileNotFoundError:
         return None
@@ -173,6 +233,9 @@ def undo(home, trusted_keys_dir):
         return marker
     set_link(home, "current", marker["from"])
     set_link(home, "previous", marker.get("previous"))
+    if "agent_from" in marker:  # markers from before agents were versioned have no agent to restore
+        set_link(home, "agent", marker["agent_from"])
+        set_link(home, "previous-agent", marker["previous_agent"])
     if marker.get("key"):  # checked by pending(): a bare key id, never a path
         try:
             (Path(trusted_keys_dir) / f"{marker['key']}.pub").unlink(missing_ok=True)
@@ -205,6 +268,16 @@ def _remove_stale_uploads(home, keep):
     releases = board_path(home, "releases")
     for path in releases.iterdir() if releases.is_dir() else ():
         if INCOMING.fullmatch(path.name) and path.name != keep:
+            _remove(path)
+
+
+def _remove_unlinked_agents(home, keep):
+    """Agents no link names (and not in `keep`: what an undo may restore): staged by a bench, or by
+    deploys whose releases have left current and previous."""
+    agents = board_path(home, "agents")
+    keep = {*keep, *(link(home, name) for name in AGENT_LINKS)}
+    for path in agents.iterdir() if agents.is_dir() else ():
+        if path.name not in keep:
             _remove(path)
 
 

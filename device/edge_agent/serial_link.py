@@ -41,13 +41,13 @@ def parse_port(spec):
 
 
 class SerialLink:
-    def __init__(self, spec, journal_dir, window_length, stream_of, capacity=100_000):
+    def __init__(self, spec, journal_dir, window_length, stream_of, capacity=100_000, max_streams=1024):
         self.port = open_port(*parse_port(spec))
         self.fd = self.port.fileno()
         self.outbox = Outbox(self.fd)
         self.name = spec
         self.stream_of = stream_of
-        self.journal = Journal(journal_dir, capacity, window_length)
+        self.journal = Journal(journal_dir, capacity, window_length, max_streams)
         self.reader = FrameReader()
         self.pending = []  # records written while the current sample is processed
         self.current = None  # (seq, stream, line) of the sample being processed

@@ -24,6 +24,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from edge_agent.lru import touch
+
 FEATURE_KINDS = ("mean", "std", "slope", "last")  # the default set (what version 1 bundles have)
 # Kinds over the window. min and max scan the window (O(length) per window, not per sample).
 WINDOW_KINDS = ("mean", "std", "min", "max", "rms", "slope", "last")
@@ -257,12 +259,6 @@ class WindowSet:
         self.evicted = 0
 
     def get(self, stream):
-        window = self.streams.get(stream)
-        if window is None:
-            if len(self.streams) >= self.max_streams:
-                self.streams.popitem(last=False)
-                self.evicted += 1
-            window = self.streams[stream] = StreamWindow(self.plan)
-        else:
-            self.streams.move_to_end(stream)
+        window, gone = touch(self.streams, stream, lambda: StreamWindow(self.plan), self.max_streams)
+        self.evicted += gone
         return window

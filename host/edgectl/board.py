@@ -5,24 +5,33 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from edgectl.errors import EdgectlError
 from edgectl.targets import q
 
+# Free kB on the file system that holds a path, or would: the path may not exist yet (creates nothing).
+_FREE_KB = r"""
+free_kb() { d="$1"; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}'; }
+"""
+
 # One round trip; every line is `key=value`. Works on any POSIX shell with python3.
-_PROBE = r"""
+_PROBE = (
+    _FREE_KB
+    + r"""
 echo "arch=$(uname -m)"
 echo "kernel=$(uname -r)"
 echo "python=$(python3 -c 'import platform; print(platform.python_version())' 2>/dev/null)"
 echo "glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')"
 echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
-d="$1"; while [ ! -d "$d" ]; do d=$(dirname "$d"); done  # the home may not exist yet: probing creates nothing
-echo "disk_free_kb=$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
+echo "disk_free_kb=$(free_kb "$1/releases")"
 echo "mem_available_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo 2>/dev/null)"
 echo "model=$(tr -d '\0' < /proc/device-tree/model 2>/dev/null)"
 echo "systemd=$( [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && echo yes || echo no)"
 echo "root=$( [ "$(id -u)" = 0 ] && echo yes || echo no)"
+echo "machine_id=$(cat /etc/machine-id 2>/dev/null)"
 """
+)
 
 MIN_PYTHON = (3, 8)  # the agent code; Jetson Nano (JetPack 4) runs 3.8 at best
 
@@ -54,6 +63,25 @@ def check_fits(board, manifest, target):
                 f"{where}: bundle {manifest['bundle_id']} has no {stage['name']} library for {board['arch']} "
                 f"(it has {', '.join(sorted(libs))}); rebuild it with --profile for this board"
             )
+
+
+def check_space(target, bundle_dir, bundle_id):
+    """Refuse, before the upload, a bundle that does not fit where the board keeps its releases."""
+    files = [p.stat().st_size for p in Path(bundle_dir).rglob("*") if p.is_file()]
+    need = sum(-(-size // 4096) * 4096 for size in files) + 64 * 1024  # whole blocks, and the folders
+    where = f"{target.home}/releases"
+    got = target.run(["sh", "-c", _FREE_KB + 'free_kb "$1"', "free", where])
+    free = int(got.stdout) * 1024 if got.stdout.strip().isdigit() else None
+    if free is not None and free < need:
+        raise EdgectlError(
+            f"{target}: no room for bundle {bundle_id}: it needs {_mb(need)} MB and {where} has {_mb(free)} MB "
+            "free. Nothing was changed; free space on the board (releases other than current and previous "
+            "can go) and deploy again"
+        )
+
+
+def _mb(n):
+    return f"{n / 2**20:.1f}"
 
 
 # Holds an exclusive flock on HOME/.lock while its stdin is open; prints "locked" or "busy <holder>".

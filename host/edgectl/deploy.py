@@ -1,12 +1,15 @@
 """`edgectl deploy` and `edgectl rollback`: releases on a board, switched atomically, health-checked.
 
-On the board: HOME/releases/<bundle-id>/ per release, HOME/current and
-HOME/previous as relative symlinks, managed by the board's `edge-agent release`
-(edge_agent/releases.py), under the board's deploy lock. A release is uploaded
-under a temporary name and verified there (signature included) before it replaces
-anything, so an interrupted or refused upload never becomes `current`. After the
-switch the agent must come up healthy (checksums, self-test, READY); if it does
-not, `current` goes back to the release it replaced, and deploy says so.
+On the board: HOME/releases/<bundle-id>/ per release and, where deploy ships the
+agent, HOME/agents/<agent-id>/ per agent version; HOME/current and HOME/previous,
+HOME/agent and HOME/previous-agent as relative symlinks, switched together so a
+release always runs on the agent it was deployed with. They are managed by the
+board's `edge-agent release` (edge_agent/releases.py), under the board's deploy
+lock. A release is uploaded under a temporary name and verified there (signature
+included) before it replaces anything, so an interrupted or refused upload never
+becomes `current`. After the switch the agent must come up healthy (checksums,
+self-test, READY); if it does not, `current` and `agent` go back to what they
+were, and deploy says so and whether that release is healthy.
 """
 
 import base64
@@ -17,13 +20,16 @@ from pathlib import Path
 from edge_agent.errors import BundleError
 from edge_agent.manifest import BUNDLE_ID, load_bundle
 from edgectl import board as boards
-from edgectl import runtime_env, service, trust
+from edgectl import profiles, runtime_env, service, trust
 from edgectl.errors import EdgectlError
 from edgectl.targets import q, sh
 
 
-def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, trust_key=None):
+def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, trust_key=None, profile=None):
     """Deploy a bundle directory to a target; return what was done as a dict.
+
+    profile: the board's profile name (else inferred from the board, see profiles.for_board); a service
+    gets MemoryHigh at its agent_memory_mb budget and MemoryMax at twice that.
 
     trust_key: a public key file to install on the board; the bundle must be signed by it, and from
     then on the board serves only bundles signed by a key it trusts. The upload is verified (and a
@@ -33,6 +39,8 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
     The board's deploy lock is held throughout: a second deploy to the same board is refused.
     """
     new_key = trust.signed_by(bundle_dir, trust_key) if trust_key else None
+    if profile:
+        profiles.get(profile)  # an unknown name is refused before any work
     manifest = _load(bundle_dir)
     with boards.locked(target):
         staged = stage_release(
@@ -40,11 +48,13 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         )
         board, bundle_id, release, reused = staged["board"], staged["bundle_id"], staged["release"], staged["reused"]
         recovered = staged["recovered"]
-        service.install(target, board)
+        limits = memory_limits(profile, board, manifest)
+        service.install(target, board, limits["memory_high_mb"])
         was_current = current_release(target)
         new_kid = trust.new_key_id(target, new_key)
         release_op(target, "switch", "--to", bundle_id, *(["--keep-previous"] if was_current != bundle_id else []),
-                   *(["--installs-key", new_kid] if new_kid else []))  # fmt: skip
+                   *(["--installs-key", new_kid] if new_kid else []),
+                   *(["--agent", target.agent_id] if target.agent_id else []))  # fmt: skip
         # The key goes in after the switch, whose marker names it: an undo (a failed check, or the next
         # deploy after a cut) takes it out again, so the release switched back to serves as it did.
         try:
@@ -64,10 +74,28 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         "release": release,
         "previous": release_link(target, "previous"),
         "reused": reused,
+        "agent": target.agent_id,
         "board": {k: board[k] for k in ("arch", "python", "glibc", "os")},
         "trusted_keys": trust.board_keys(target),
         "health": health,
+        "memory_limits": limits if service.runs_service(target, board) else None,
         **({"recovered": recovered} if recovered else {}),
+    }
+
+
+def memory_limits(profile_name, board, manifest):
+    """The service's cgroup memory limits from the board's profile: {"memory_high_mb", "memory_max_mb",
+    "profile", "how"} (the limits None when no profile is named or inferred)."""
+    built_for = manifest.get("built_with", {}).get("profiles", [])
+    profile, how = profiles.for_board(profile_name, board, built_for)
+    if profile and profile["arch"] != board["arch"]:
+        raise EdgectlError(f"--profile {profile['name']} is for {profile['arch']} boards; this one is {board['arch']}")
+    high = profile["budgets"]["agent_memory_mb"] if profile else None
+    return {
+        "memory_high_mb": high,
+        "memory_max_mb": high and 2 * high,
+        "profile": profile and profile["name"],
+        "how": how,
     }
 
 
@@ -99,6 +127,7 @@ def stage_release(
         signed = also_trust is not None or bool(trust.board_keys(target))
         runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
     recovered = recover(target) if recover_first else None  # needs the agent: on the board by now
+    boards.check_space(target, bundle_dir, bundle_id)  # after the venv: what it took is gone already
     incoming = f".incoming-{secrets.token_hex(8)}"
     sh(target, f"mkdir -p {q(target.home)}/releases")
     say(f"uploading {bundle_id} to {target}")
@@ -132,7 +161,9 @@ def rollback(target, say=lambda msg: None):
         check = _agent(target, "verify", f"{target.home}/releases/{previous}")
         if check.returncode != 0:  # e.g. an unsigned release on a board that has trusted a key since
             raise EdgectlError(f"{target}: previous release {previous} would not serve here:\n{check.stderr.strip()}")
-        release_op(target, "switch", "--to", previous, "--keep-previous")
+        previous_agent = release_op(target, "show")["previous-agent"]  # the agent it ran on, when versioned
+        release_op(target, "switch", "--to", previous, "--keep-previous",
+                   *(["--agent", previous_agent] if previous_agent else []))  # fmt: skip
         say(f"{target}: current -> {previous} (was {current})")
         health = service.restart_and_check(target, board)
         if not health["healthy"]:
@@ -151,7 +182,10 @@ def recover(target):
     if marker is None:
         return None
     board = boards.probe(target)
-    health = service.restart_and_check(target, board)
+    # A switch cut between its renames has only some links where the marker says: undo it, never keep a
+    # release on an agent it was not deployed with.
+    whole = shown["current"] == marker["to"] and shown["agent"] == marker.get("agent", shown["agent"])
+    health = service.restart_and_check(target, board) if whole or marker.get("damaged") else {"healthy": False}
     if health["healthy"]:
         release_op(target, "settle")
         return {"release": marker["to"], "action": "kept: healthy"}

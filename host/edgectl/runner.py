@@ -17,6 +17,7 @@ def stream_file(target, input_path, out=None, on_record=None):
     if current_release(target) is None:
         raise EdgectlError(f"{target}: no release deployed; run `edgectl deploy BUNDLE {target}` first")
     argv = [*target.agent_argv(), "run", "--bundle", f"{target.home}/current", "--input", "-"]
+    argv += ["--state-dir", f"{target.home}/state"]  # the last stats, for `edgectl status`
     if not Path(input_path).is_file():
         raise EdgectlError(f"cannot read input {input_path}: no such file")
     records = []

@@ -6,6 +6,7 @@ them, and the board installs with --no-index.
 """
 
 import hashlib
+import secrets
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import edge_agent
+from edge_agent.releases import agent_id
 from edgectl.errors import EdgectlError
 from edgectl.targets import q, sh
 
@@ -38,7 +40,7 @@ def requirements(board, needs_tflite, serial=False, signed=False):
 
 
 def ensure(target, board, needs_tflite, offline, say, serial=False, signed=False):
-    """Make {home}/venv hold what the agent needs (reused when it already does) and ship the agent code."""
+    """Make {home}/venv hold what the agent needs (reused when it already does); ship the agent (ship_agent)."""
     reqs, modules = requirements(board, needs_tflite, serial, signed)
     python = f"{target.home}/venv/bin/python"
     check = target.run([python, "-c", f"import {', '.join(modules)}"])
@@ -62,15 +64,21 @@ def ensure(target, board, needs_tflite, offline, say, serial=False, signed=False
 
 
 def ship_agent(target):
-    """Replace {home}/agent/edge_agent with this host's agent code, atomically."""
+    """Put this host's agent code in HOME/agents/<agent id> (uploaded once per version, never changed
+    after) and have the target run that agent from now on; return its id. Neither `current` nor the
+    `agent` link the service runs is touched: a deploy switches them together (edge_agent/releases.py).
+    """
     package = Path(edge_agent.__file__).parent
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(package, Path(tmp) / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
-        sh(target, f"rm -rf {q(target.home)}/agent.new")
-        target.put_dir(tmp, f"{target.home}/agent.new")
-    home = q(target.home)
-    sh(target, f"rm -rf {home}/agent.old; [ ! -d {home}/agent ] || mv {home}/agent {home}/agent.old; "
-                f"mv {home}/agent.new {home}/agent && rm -rf {home}/agent.old")  # fmt: skip
+    agent = agent_id(package)
+    kept = f"{target.home}/agents/{agent}"
+    if target.run(["test", "-d", f"{kept}/edge_agent"]).returncode != 0:  # made by one rename: there means whole
+        incoming = f"{target.home}/agents/.incoming-{secrets.token_hex(8)}"
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(package, Path(tmp) / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+            target.put_dir(tmp, incoming)
+        sh(target, f"mv -T {q(incoming)} {q(kept)}")
+    target.agent_id = agent
+    return agent
 
 
 def download_wheels(board, reqs, say):

@@ -6,8 +6,11 @@ local board directory, a chroot), health is the agent's self-test of `current`.
 """
 
 import json
+import os
 import shlex
+from pathlib import Path
 
+from edgectl.errors import EdgectlError
 from edgectl.targets import sh
 
 UNIT_NAME = "edge-agent.service"
@@ -15,6 +18,8 @@ UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 STATE_DIR = "/var/lib/edge-agent"  # systemd's StateDirectory=edge-agent
 DEFAULT_INPUT = "tcp:127.0.0.1:7878"
 WATCHDOG_SEC = 30
+# Set by the test suite: a deploy must never install the unit on the machine that runs the tests.
+NOT_THIS_HOST = "EDGECTL_NO_SERVICE_ON_THIS_HOST"
 
 # Hardening that the agent (Python, numpy, ctypes, LiteRT, a loopback socket) runs under.
 # Not set, on purpose: MemoryDenyWriteExecute (libffi and XNNPACK map executable memory)
@@ -59,6 +64,8 @@ def unit_text(target, source=DEFAULT_INPUT, memory_mb=None):
     home = target.home
     argv = [target.agent_python, "-m", "edge_agent", "run", "--bundle", f"{home}/current"]
     command = shlex.join([*argv, "--input", source, "--state-dir", STATE_DIR])
+    # The budget is the agent's peak RSS: above it the kernel reclaims, at twice it the agent is killed
+    # (and restarted). Enforced only where the memory controller is on (cgroup v2 with memory delegated).
     memory = f"MemoryHigh={memory_mb}M\nMemoryMax={memory_mb * 2}M\n" if memory_mb else ""
     return f"""\
 [Unit]
@@ -70,7 +77,7 @@ StartLimitBurst=5
 [Service]
 Type=notify
 NotifyAccess=main
-Environment=PYTHONPATH={target.agent_path}
+Environment=PYTHONPATH={target.agent_link}
 ExecStart={command}
 WatchdogSec={WATCHDOG_SEC}
 TimeoutStartSec=120
@@ -80,6 +87,19 @@ RestartSec=2
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def _this_machine_id():
+    try:
+        return Path("/etc/machine-id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def state_dir(target, board):
+    """Where the agent keeps stats.json on this board: the service's StateDirectory, else HOME/state
+    (written by `edgectl run`)."""
+    return STATE_DIR if runs_service(target, board) else f"{target.home}/state"
 
 
 def selftest_current(target):
@@ -100,6 +120,11 @@ def install(target, board, memory_mb=None):
     """Install or update the unit on a systemd board (as root); True when a unit is in place."""
     if not runs_service(target, board):
         return False
+    if os.environ.get(NOT_THIS_HOST) and board.get("machine_id") and board["machine_id"] == _this_machine_id():
+        raise EdgectlError(
+            f"{target}: the board is this machine (same /etc/machine-id) and {NOT_THIS_HOST} is set: "
+            f"no {UNIT_NAME} is installed here. Deploy to a separate board, or unset {NOT_THIS_HOST}"
+        )
     text = unit_text(target, memory_mb=memory_mb)
     current = target.run(["sh", "-c", f"cat {UNIT_PATH} 2>/dev/null || true"]).stdout
     if current != text:

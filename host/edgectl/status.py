@@ -10,7 +10,8 @@ from edgectl.targets.local import LocalTarget
 
 
 def status(target):
-    """Release, previous release, health (the agent's self-test of `current`), uptime, last stats."""
+    """Release, previous release, health (the agent's self-test of `current`), uptime and last stats
+    (of the service, or of the last `edgectl run` on a board without one)."""
     if isinstance(target, LocalTarget) and not target.root.exists():  # most likely a typo: say so, make nothing
         raise EdgectlError(
             f"{target}: no board there (the directory does not exist); check the path, "
@@ -41,7 +42,8 @@ def status(target):
     check = service.selftest_current(target)
     result["health"] = "healthy" if check.returncode == 0 else "degraded"
     result["detail"] = "self-test passed" if check.returncode == 0 else check.stderr.strip()
-    stats = target.run(["sh", "-c", f"cat {service.STATE_DIR}/stats.json 2>/dev/null || true"]).stdout.strip()
+    stats_file = f"{service.state_dir(target, board)}/stats.json"
+    stats = target.run(["sh", "-c", f"cat {q(stats_file)} 2>/dev/null || true"]).stdout.strip()
     if stats:
         result["last_stats"] = json.loads(stats)
         result["uptime_s"] = result["last_stats"].get("uptime_s")

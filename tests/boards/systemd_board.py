@@ -6,10 +6,16 @@ by the script's hash. A board unpacks it once and boots an overlay of it (its wr
 power; writes the guest made are already in this host's page cache, so a cut models a crash of the
 whole board, not the loss of unsynced data), `stop` throws everything away, with the empty cgroups
 nspawn leaves behind. Facts this relies on: ../shared/NOTES-SYSTEMD.md.
+
+The board has its own network namespace (`--network-veth`): its loopback, and so the service's
+127.0.0.1:7878, is its own, never this host's. The veth pair gets a /30 of 10.213.0.0/16 by hand
+(the host side here, the board's `host0` by a oneshot unit before sshd), and sshd listens there.
 """
 
 import contextlib
+import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,12 +28,28 @@ from boards import rootfs, sshd
 HERE = Path(__file__).resolve().parent
 RECIPE = HERE / "systemd_rootfs.sh"
 NSPAWN = "systemd-nspawn"
+NET = ipaddress.ip_network("10.213.0.0/16")
+# Addresses the board's host0 before sshd starts (DefaultDependencies=no: early, before network.target).
+NET_UNIT = """\
+[Unit]
+Description=edgectl test board: the veth's address, set by hand
+DefaultDependencies=no
+Before=ssh.service network.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/ip link set lo up
+ExecStart=/usr/sbin/ip addr add {address}/30 dev host0
+ExecStart=/usr/sbin/ip link set host0 up
+[Install]
+WantedBy=multi-user.target
+"""
 LEFT_CGROUPS = [Path("/sys/fs/cgroup") / h / d for h in ("systemd", "unified") for d in ("payload", "supervisor")]
 
 
 def tools_missing():
     """What this machine lacks to build and boot the board, or None."""
-    return rootfs.first_missing(("debootstrap", NSPAWN, sshd.SSHD))
+    return rootfs.first_missing(("debootstrap", NSPAWN, sshd.SSHD, "ip"))
 
 
 class SystemdBoard:
@@ -36,6 +58,7 @@ class SystemdBoard:
     def __init__(self, alias="sysboard"):
         rootfs.CACHE.mkdir(parents=True, exist_ok=True)
         self.alias, self.process, self.init_pid = alias, None, None
+        self.machine = f"eb-{secrets.token_hex(3)}"  # its veth is ve-<machine>: unique, within 15 characters
         self.dir = Path(tempfile.mkdtemp(prefix="run-sd-", dir=rootfs.CACHE))
         self.merged = self.dir / "merged"
         try:
@@ -52,7 +75,12 @@ class SystemdBoard:
         subprocess.run(["tar", "-C", str(lower), "-xf", str(rootfs.cached_tarball(RECIPE, "systemd"))], check=True)
         options = f"lowerdir={lower},upperdir={upper},workdir={work}"
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.merged)], check=True)
-        self.port = sshd.free_port()
+        self.host_address, self.address = _free_pair()
+        self.port = 22
+        units = self.merged / "etc" / "systemd" / "system"
+        (units / "board-net.service").write_text(NET_UNIT.format(address=self.address))
+        (units / "multi-user.target.wants").mkdir(exist_ok=True)
+        (units / "multi-user.target.wants" / "board-net.service").symlink_to("../board-net.service")
         etc = self.merged / "etc" / "ssh"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(etc / "ssh_host_ed25519_key")],
                        check=True)  # fmt: skip
@@ -61,13 +89,14 @@ class SystemdBoard:
         root_ssh.mkdir(mode=0o700, exist_ok=True)
         shutil.copy(self.dir / "client.pub", root_ssh / "authorized_keys")
         (etc / "sshd_config.d" / "board.conf").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            f"Port {self.port}\nListenAddress {self.address}\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\n"
         )
         host_key = (etc / "ssh_host_ed25519_key.pub").read_text().split()
-        (self.dir / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_key[0]} {host_key[1]}\n")
+        (self.dir / "known_hosts").write_text(f"{self.address} {host_key[0]} {host_key[1]}\n")
         self.config = self.dir / "config"
         self.config.write_text(
-            f"Host {self.alias}\n  HostName 127.0.0.1\n  Port {self.port}\n  User root\n"
+            f"Host {self.alias}\n  HostName {self.address}\n  Port {self.port}\n  User root\n"
             f"  IdentityFile {self.dir / 'client'}\n  IdentitiesOnly yes\n"
             f"  UserKnownHostsFile {self.dir / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
         )
@@ -75,24 +104,35 @@ class SystemdBoard:
     def boot(self, timeout=60.0):
         """Power on: systemd as PID 1; returns the seconds until `ssh true` answered."""
         env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
-        argv = [NSPAWN, "--boot", "--register=no", "--keep-unit", "--console=passive", "-M", self.alias,
-                "-D", str(self.merged)]  # fmt: skip
+        argv = [NSPAWN, "--boot", "--register=no", "--keep-unit", "--console=passive", "-M", self.machine,
+                "--network-veth", "-D", str(self.merged)]  # fmt: skip
         with open(self.dir / "console.log", "ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
         started = time.monotonic()
+        wired = False
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the board did not boot: {(self.dir / 'console.log').read_text()[-2000:]}")
-            if self.ssh("true", timeout=5).returncode == 0:
+            wired = wired or self._wire_host_side()
+            if wired and self.ssh("true", timeout=5).returncode == 0:
                 self.init_pid = _child_of(self.process.pid)  # the board's systemd
                 return time.monotonic() - started
             time.sleep(0.1)
         raise RuntimeError(f"the board's sshd did not answer within {timeout} s")
 
-    def ssh(self, command, timeout=120):
-        """Run a shell command on the board as root (CompletedProcess, text)."""
+    def _wire_host_side(self):
+        """Give this host's end of the veth its address once nspawn has made it; True when done."""
+        veth = f"ve-{self.machine}"
+        if not Path(f"/sys/class/net/{veth}").exists():
+            return False
+        subprocess.run(["ip", "addr", "replace", f"{self.host_address}/30", "dev", veth], check=True)
+        subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+        return True
+
+    def ssh(self, command, timeout=120, input=None):
+        """Run a shell command on the board as root (CompletedProcess, text); `input` is its stdin."""
         argv = ["ssh", "-F", str(self.config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=2", self.alias, command]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
 
     def power_off(self, timeout=30.0):
         """A clean shutdown (SIGTERM to nspawn: the board's systemd halts)."""
@@ -137,6 +177,17 @@ class SystemdBoard:
             for folder in [*sorted(folders, key=lambda p: -len(p.parts)), top]:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
+
+
+def _free_pair():
+    """(this host's, the board's) addresses of a /30 in NET that no interface here uses yet."""
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    for _ in range(100):
+        base = NET.network_address + 4 * secrets.randbelow(NET.num_addresses // 4)
+        host, board = str(base + 1), str(base + 2)
+        if f" {host}/" not in used and f" {board}/" not in used:
+            return host, board
+    raise RuntimeError(f"no free /30 in {NET} for the board's veth")
 
 
 def _child_of(parent):

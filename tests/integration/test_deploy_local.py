@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from edge_agent.manifest import write_manifest
-from edgectl import deploy, runner
+from edgectl import deploy, runner, status
 from edgectl.errors import EdgectlError
 from edgectl.targets import parse_target
 
@@ -78,6 +78,10 @@ def test_run_streams_a_file_through_the_deployed_agent(xgb_build, synthetic_spli
         records = runner.stream_file(target, test.path, out=sink)
     assert records[0]["bundle_id"] == xgb_build.manifest["bundle_id"]
     assert [json.loads(line) for line in out.read_text().splitlines()] == records
+    final = records[-1]
+    shown = status.status(target)  # the board's own state path: no service here, so the last run's stats
+    assert shown["last_stats"]["bundle_id"] == xgb_build.manifest["bundle_id"]
+    assert shown["last_stats"]["windows"] == final["windows"] > 0 and shown["last_stats"]["samples"] == final["samples"]
 
 
 def test_unknown_targets_and_empty_boards_get_clear_errors(tmp_path, synthetic_splits):

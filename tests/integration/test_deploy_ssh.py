@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 from cli import edgectl
+from test_hostile_bundles import failing_selftest, renamed, snapshot
 
+import edge_agent
 from edge_agent.manifest import write_manifest
-from edgectl import deploy, runner, status
+from edge_agent.releases import agent_id
+from edgectl import board as boards
+from edgectl import deploy, runner, service, status
 from edgectl.errors import EdgectlError
 from edgectl.targets import parse_target
 
@@ -205,3 +209,72 @@ def test_an_id_that_is_a_path_is_refused_over_ssh_and_nothing_is_touched(xgb_bui
     assert proc.returncode == 1 and f"bundle id {bundle_id!r} is not a valid id" in proc.stderr
     assert (victim / "precious.txt").read_text() == "keep me"
     assert (sorted(str(p) for p in home.rglob("*")), deploy.current_release(target)) == before
+
+
+def agent_variant(tmp_path, name):
+    """This host's agent code with one more file: another agent version (another id) for PYTHONPATH."""
+    root = tmp_path / name
+    shutil.copytree(Path(edge_agent.__file__).parent, root / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "edge_agent" / "variant.txt").write_text(name)
+    return {"PYTHONPATH": str(root)}, agent_id(root / "edge_agent")
+
+
+def test_the_agent_is_versioned_with_the_release_through_failure_bench_rollback_and_an_old_board(
+    xgb_build, synthetic_splits, target, tmp_path
+):
+    """A release runs on the agent it was deployed with: a failed deploy with a new agent puts the old
+    agent back with the old release, bench never changes the agent the board serves, rollback swaps
+    both, and an agent shipped before versioning (a plain HOME/agent folder) is adopted."""
+    home = Path(target.home)
+    board = str(target)
+
+    def links():
+        return {name: os.readlink(home / name) if (home / name).is_symlink() else None for name in
+                ("current", "agent", "previous", "previous-agent")}  # fmt: skip
+
+    first = edgectl("deploy", str(xgb_build.bundle_dir), board, "--offline", "--json", "-q")
+    assert first.returncode == 0, first.stderr
+    v1 = json.loads(first.stdout)["agent"]
+    old_layout = home / "agent"  # as deploys before versioning left it: a folder, no agents/
+    os.unlink(old_layout)
+    shutil.copytree(home / "agents" / v1, old_layout)
+    shutil.rmtree(home / "agents")
+
+    v2_env, v2 = agent_variant(tmp_path, "v2")
+    broken, _ = failing_selftest(xgb_build.bundle_dir, tmp_path / "broken")
+    failed = edgectl("deploy", str(broken), board, "--offline", env=v2_env)
+    assert failed.returncode == 1 and "rolled back to" in failed.stderr, failed.stderr
+    assert links()["agent"] == f"agents/{v1}" and links()["current"] == f"releases/{xgb_build.manifest['bundle_id']}"
+
+    second, second_id = renamed(xgb_build.bundle_dir, tmp_path / "second", "xgboost-second")
+    assert edgectl("deploy", str(second), board, "--offline", env=v2_env).returncode == 0
+    first_id = xgb_build.manifest["bundle_id"]
+    assert links() == {"current": f"releases/{second_id}", "agent": f"agents/{v2}",
+                       "previous": f"releases/{first_id}", "previous-agent": f"agents/{v1}"}  # fmt: skip
+    serving = snapshot(home / "agents" / v2)
+
+    v3_env, v3 = agent_variant(tmp_path, "v3")
+    _, test = synthetic_splits
+    quick = ["--min-queries", "50", "--min-duration", "0", "--warmup", "5", "--out", str(tmp_path / "bench"), "-q"]
+    bench = edgectl("bench", str(second), board, "--data", str(test.path), *quick, env=v3_env)
+    assert bench.returncode == 0, bench.stderr
+    assert links()["agent"] == f"agents/{v2}" and snapshot(home / "agents" / v2) == serving
+
+    back = edgectl("rollback", board, "--json")
+    assert back.returncode == 0, back.stderr
+    assert links() == {"current": f"releases/{first_id}", "agent": f"agents/{v1}",
+                       "previous": f"releases/{second_id}", "previous-agent": f"agents/{v2}"}  # fmt: skip
+    assert sorted(os.listdir(home / "agents")) == sorted([v1, v2])  # v3 (bench only) went at the switch
+    assert v3 not in os.listdir(home / "agents")
+
+
+def test_a_service_is_never_installed_on_the_machine_running_the_tests(target):
+    """The loopback board is this machine: under the suite (service.NOT_THIS_HOST) deploy refuses to put
+    the unit here, whatever the board's systemd and user would allow."""
+    board = boards.probe(target)
+    here = Path("/etc/machine-id").read_text().strip()
+    assert here and board["machine_id"] == here
+    as_root_with_systemd = {**board, "systemd": True, "root": True}
+    with pytest.raises(EdgectlError, match="the board is this machine"):
+        service.install(target, as_root_with_systemd)
+    assert not Path(service.UNIT_PATH).exists()

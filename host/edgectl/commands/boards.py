@@ -22,9 +22,12 @@ from edgectl.console import Progress, counts_text, emit, pairs, table, warn, wor
     type=click.Path(exists=True, dir_okay=False),
     help="Install this public key on the board; from then on it serves only bundles signed by a trusted key.",
 )
+@click.option("--profile", metavar="NAME", help=profile_help(
+    "The board's profile: the service's memory limits come from its agent_memory_mb (default: inferred from the "
+    "board)."))  # fmt: skip
 @json_option
 @quiet_option
-def deploy(bundle, target, offline, serial, trust_key, as_json, quiet):
+def deploy(bundle, target, offline, serial, trust_key, profile, as_json, quiet):
     """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy."""
     from edge_convert.archive import unpacked
     from edgectl import deploy as deployer
@@ -32,8 +35,9 @@ def deploy(bundle, target, offline, serial, trust_key, as_json, quiet):
 
     with unpacked(bundle) as bundle_dir:
         result = deployer.deploy(
-            bundle_dir, parse_target(target), Progress(quiet).say, offline=offline, serial=serial, trust_key=trust_key
-        )
+            bundle_dir, parse_target(target), Progress(quiet).say, offline=offline, serial=serial,
+            trust_key=trust_key, profile=profile,
+        )  # fmt: skip
     emit(result, as_json, pairs)
 
 

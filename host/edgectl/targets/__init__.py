@@ -6,6 +6,7 @@ popen(argv, stdin)    start a command there with stdout piped back
 check_reachable(code, stderr)  raise a clear error when a failed command never reached the board
 put_dir(src, dest)    copy a local directory to a path there
 agent_argv()          the command that starts edge-agent there
+agent_id              the agent version a deploy shipped and switches to with `current` (None: not shipped)
 trusted_keys_dir      where the board keeps the public keys its agent trusts
 """
 

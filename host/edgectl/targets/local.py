@@ -14,6 +14,7 @@ from edgectl.errors import EdgectlError
 
 class LocalTarget:
     managed_env = False  # the agent runs on this machine's Python: no venv to manage
+    agent_id = None  # and no agent code shipped
 
     def __init__(self, directory):
         if not directory:

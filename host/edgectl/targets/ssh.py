@@ -23,6 +23,7 @@ SSH_UNREACHABLE = 255  # ssh's own exit code for connection and auth failures
 class SshTarget:
     managed_env = True  # deploy creates the agent's venv and ships the agent code
     trusted_keys_dir = DEFAULT_TRUSTED_KEYS  # where the agent (and its systemd unit) looks by default
+    agent_id = None  # set by runtime_env.ship_agent: a deploy or bench runs the agent it shipped
 
     def __init__(self, text):
         if text.startswith("ssh://"):
@@ -92,7 +93,12 @@ class SshTarget:
 
     @property
     def agent_path(self):
-        """Where deploy ships the agent code (on PYTHONPATH)."""
+        """The agent code on PYTHONPATH: the one this deploy shipped, else the one `current` runs."""
+        return f"{self.home}/agents/{self.agent_id}" if self.agent_id else self.agent_link
+
+    @property
+    def agent_link(self):
+        """HOME/agent, the link to the agent that serves `current` (switched with it); the service runs it."""
         return f"{self.home}/agent"
 
     def close(self):
