@@ -10,6 +10,7 @@ from pathlib import Path
 from edge_agent import __version__
 from edge_agent.errors import AgentError, BundleError
 from edge_agent.manifest import task_of
+from edge_agent.mqtt_out import Tee
 from edge_agent.notify import Notifier
 from edge_agent.pipeline import Pipeline, plan_of
 from edge_agent.runtimes import load_stage
@@ -154,12 +155,16 @@ def run(
     journal_dir=None,
     trusted_keys=DEFAULT_TRUSTED_KEYS,
     silent_after=DEFAULT_SILENT_AFTER_S,
+    publisher=None,
+    metrics=None,
 ):
     """Start on a bundle, tell systemd READY, and serve a source ("-", a file, tcp:HOST:PORT,
     serial:DEV@BAUD) to an output ("-" for stdout, or the input's serial link).
 
     With state_dir, the latest stats are kept in state_dir/stats.json for `edgectl status`.
     A stream with no sample for silent_after seconds is flagged by a "stream" record (0: never).
+    publisher, metrics: an mqtt_out.Publisher and a prom_out.Metrics that also get every record (closed when
+    serving ends).
     """
     notifier = Notifier()
     pipeline, info = start(bundle_dir, trusted_keys)
@@ -179,6 +184,9 @@ def run(
     else:
         src = open_source(source)
     out = _output(output, source, link)
+    sinks = [sink for sink in (publisher, metrics) if sink is not None]
+    if sinks:
+        out = Tee(out, *sinks)
     # An idle source must still wake the loop in time for the next watchdog ping and silence check.
     lines = src.lines(tick=min(1.0, notifier.interval or 1.0, silent_after / 2 if silent_after else 1.0))
     write_record(out, info)
@@ -208,6 +216,8 @@ def run(
             counts["state_error"] = state_error[0]
         if pipeline.watch:
             counts["streams_silent"] = len(pipeline.watch.silent)
+        if publisher is not None:
+            counts.update(publisher.stats())
         return counts
 
     try:
@@ -219,6 +229,8 @@ def run(
         notifier.send("STOPPING=1")
         if link:
             link.close()
+        for sink in sinks:
+            sink.close()
 
 
 def _output(output, source, link):

@@ -56,6 +56,21 @@ def build_parser():
         metavar="SECONDS",
         help="flag a stream with no sample for this long (a 'stream' record; 0: never)",
     )
+    p_run.add_argument(
+        "--mqtt", metavar="URL", help="also publish records to this broker: mqtt[s]://HOST[:PORT][/PREFIX]"
+    )
+    p_run.add_argument("--mqtt-board", metavar="NAME", help="this board's name in the topics (default: its hostname)")
+    p_run.add_argument("--mqtt-fleet", metavar="NAME", default="default", help="the fleet's name in the topics")
+    p_run.add_argument("--mqtt-ca", metavar="FILE", help="mqtts: the CA certificate to check the broker against")
+    p_run.add_argument("--mqtt-auth", metavar="FILE", help="a file whose first line is username:password")
+    p_run.add_argument(
+        "--mqtt-predictions", default="off", metavar="off|all|alarms|N", help="prediction records to publish"
+    )
+    p_run.add_argument(
+        "--mqtt-queue", type=_positive, default=10_000, help="messages kept while the broker is away; more are dropped"
+    )
+    p_run.add_argument("--metrics-textfile", metavar="PATH", help="write Prometheus metrics here (node_exporter)")
+    p_run.add_argument("--metrics-port", type=_positive, metavar="PORT", help="serve /metrics on 127.0.0.1:PORT")
     p_test = sub.add_parser("selftest", help="verify the bundle and run its golden vectors, then exit")
     p_test.add_argument("--bundle", required=True, help=_BUNDLE_HELP)
     p_verify = sub.add_parser("verify", help="check the bundle's manifest and the sha256 of every file, then exit")
@@ -160,8 +175,19 @@ def _release_op(args):
 
 def _run(args):
     signal.signal(signal.SIGTERM, _stop)  # systemd stops the service: end cleanly, final stats written
+    publisher = None
+    if args.mqtt:
+        from edge_agent.mqtt_out import Publisher, parse_predictions
+
+        publisher = Publisher(args.mqtt, args.mqtt_board, args.mqtt_fleet, args.mqtt_ca, args.mqtt_auth,
+                              parse_predictions(args.mqtt_predictions), args.mqtt_queue)  # fmt: skip
+    metrics = None
+    if args.metrics_textfile or args.metrics_port:
+        from edge_agent.prom_out import Metrics
+
+        metrics = Metrics(args.metrics_textfile, args.metrics_port)
     run(args.bundle, args.input, args.output, args.stats_every, args.state_dir, args.journal, args.trusted_keys,
-        silent_after=args.silent_after)  # fmt: skip
+        silent_after=args.silent_after, publisher=publisher, metrics=metrics)  # fmt: skip
     return 0
 
 

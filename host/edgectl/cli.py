@@ -6,7 +6,7 @@ import sys
 import click
 
 from edgectl import __version__
-from edgectl.commands import boards, bundles, data, recipes
+from edgectl.commands import boards, bundles, data, fleet, recipes
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logs drown the progress lines
 
@@ -59,6 +59,7 @@ for command in (
     bundles.build, bundles.keygen, bundles.inspect, bundles.list_profiles,
     boards.deploy, boards.rollback, boards.status, boards.logs, boards.run, boards.monitor, boards.bench,
     recipes.demo, recipes.example, recipes.synth,
+    fleet.fleet,
 ):  # fmt: skip
     cli.add_command(command)
 

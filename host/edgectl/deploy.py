@@ -25,8 +25,11 @@ from edgectl.errors import EdgectlError
 from edgectl.targets import q, sh
 
 
-def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, trust_key=None, profile=None):
+def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, trust_key=None, profile=None,
+           mqtt=None):  # fmt: skip
     """Deploy a bundle directory to a target; return what was done as a dict.
+
+    mqtt: {"url", "fleet", "board"}: the service also publishes its records to that broker (mqtt_out.py).
 
     profile: the board's profile name (else inferred from the board, see profiles.for_board); a service
     gets MemoryHigh at its agent_memory_mb budget and MemoryMax at twice that.
@@ -43,13 +46,12 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         profiles.get(profile)  # an unknown name is refused before any work
     manifest = _load(bundle_dir)
     with boards.locked(target):
-        staged = stage_release(
-            bundle_dir, target, say, offline, serial, also_trust=new_key, manifest=manifest, recover_first=True
-        )
+        staged = stage_release(bundle_dir, target, say, offline, serial, also_trust=new_key, manifest=manifest,
+                               recover_first=True, mqtt=mqtt is not None)  # fmt: skip
         board, bundle_id, release, reused = staged["board"], staged["bundle_id"], staged["release"], staged["reused"]
         recovered = staged["recovered"]
         limits = memory_limits(profile, board, manifest)
-        service.install(target, board, limits["memory_high_mb"])
+        service.install(target, board, limits["memory_high_mb"], mqtt)
         was_current = current_release(target)
         new_kid = trust.new_key_id(target, new_key)
         release_op(target, "switch", "--to", bundle_id, *(["--keep-previous"] if was_current != bundle_id else []),
@@ -79,6 +81,7 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         "trusted_keys": trust.board_keys(target),
         "health": health,
         "memory_limits": limits if service.runs_service(target, board) else None,
+        "mqtt": mqtt if service.runs_service(target, board) else None,
         **({"recovered": recovered} if recovered else {}),
     }
 
@@ -108,6 +111,7 @@ def stage_release(
     also_trust=None,
     manifest=None,
     recover_first=False,
+    mqtt=False,
 ):
     """Everything before the switch: check the board can run the bundle, set up its runtime, upload the
     release (or reuse one with the same content) and verify it there. `current` is not touched.
@@ -125,7 +129,7 @@ def stage_release(
     if target.managed_env:
         needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
         signed = also_trust is not None or bool(trust.board_keys(target))
-        runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed)
+        runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed, mqtt)
     recovered = recover(target) if recover_first else None  # needs the agent: on the board by now
     boards.check_space(target, bundle_dir, bundle_id)  # after the venv: what it took is gone already
     incoming = f".incoming-{secrets.token_hex(8)}"

@@ -5,6 +5,7 @@ returns once the agent has passed its self-test and sent READY). Elsewhere (a
 local board directory, a chroot), health is the agent's self-test of `current`.
 """
 
+import ipaddress
 import json
 import os
 import shlex
@@ -46,7 +47,6 @@ ProtectControlGroups=yes
 ProtectProc=invisible
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 IPAddressDeny=any
-IPAddressAllow=localhost
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
@@ -59,11 +59,17 @@ SystemCallErrorNumber=EPERM
 """
 
 
-def unit_text(target, source=DEFAULT_INPUT, memory_mb=None):
-    """The edge-agent systemd unit for a remote target (its home, venv and agent code)."""
+def unit_text(target, source=DEFAULT_INPUT, memory_mb=None, mqtt=None, broker_addresses=()):
+    """The edge-agent systemd unit for a remote target (its home, venv and agent code).
+
+    mqtt: {"url", "fleet", "board"} to publish to a broker, whose addresses the sandbox then lets through.
+    """
     home = target.home
     argv = [target.agent_python, "-m", "edge_agent", "run", "--bundle", f"{home}/current"]
+    if mqtt:
+        argv += ["--mqtt", mqtt["url"], "--mqtt-fleet", mqtt["fleet"], "--mqtt-board", mqtt["board"]]
     command = shlex.join([*argv, "--input", source, "--state-dir", STATE_DIR])
+    allow = " ".join(["localhost", *broker_addresses])
     # The budget is the agent's peak RSS: above it the kernel reclaims, at twice it the agent is killed
     # (and restarted). Enforced only where the memory controller is on (cgroup v2 with memory delegated).
     memory = f"MemoryHigh={memory_mb}M\nMemoryMax={memory_mb * 2}M\n" if memory_mb else ""
@@ -83,10 +89,27 @@ WatchdogSec={WATCHDOG_SEC}
 TimeoutStartSec=120
 Restart=on-failure
 RestartSec=2
-{memory}{_HARDENING}
+{memory}{_HARDENING}IPAddressAllow={allow}
+
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def broker_addresses(target, url):
+    """The broker's IP addresses as the board resolves them (the sandbox allows only those and loopback)."""
+    from edge_agent.mqtt_out import parse_url
+
+    host = parse_url(url)[1]
+    try:
+        return (str(ipaddress.ip_address(host)),)
+    except ValueError:
+        pass
+    got = target.run(["sh", "-c", f"getent ahosts {shlex.quote(host)} | awk '{{print $1}}' | sort -u"])
+    found = tuple(got.stdout.split())
+    if not found:
+        raise EdgectlError(f"{target}: the board cannot resolve the MQTT broker's name {host!r}; use its address")
+    return found
 
 
 def _this_machine_id():
@@ -116,7 +139,7 @@ def logs_command(follow, lines=200):
     return ["journalctl", "-u", UNIT_NAME, "-n", str(lines), "--no-pager", *(["-f"] if follow else [])]
 
 
-def install(target, board, memory_mb=None):
+def install(target, board, memory_mb=None, mqtt=None):
     """Install or update the unit on a systemd board (as root); True when a unit is in place."""
     if not runs_service(target, board):
         return False
@@ -125,7 +148,8 @@ def install(target, board, memory_mb=None):
             f"{target}: the board is this machine (same /etc/machine-id) and {NOT_THIS_HOST} is set: "
             f"no {UNIT_NAME} is installed here. Deploy to a separate board, or unset {NOT_THIS_HOST}"
         )
-    text = unit_text(target, memory_mb=memory_mb)
+    addresses = broker_addresses(target, mqtt["url"]) if mqtt else ()
+    text = unit_text(target, memory_mb=memory_mb, mqtt=mqtt, broker_addresses=addresses)
     current = target.run(["sh", "-c", f"cat {UNIT_PATH} 2>/dev/null || true"]).stdout
     if current != text:
         write = f"cat > {UNIT_PATH} <<'EDGECTL_UNIT'\n{text}EDGECTL_UNIT\n"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the test boards need: a real sshd, cross compilers with their C libraries, qemu-user,
-# debootstrap, socat, systemd-analyze, systemd-nspawn, ip; and headless Chromium for the bench report's screenshot.
+# debootstrap, socat, systemd-analyze, systemd-nspawn, ip, mosquitto, node_exporter; and headless Chromium for the bench report's screenshot.
 # Each probe checks what the tests use (a cross compiler must build and link a program against its
 # C library, a tool must run), not just that a command of that name exists.
 # Installs what is missing when run as root (CI); elsewhere it says what to install and goes on,
@@ -30,6 +30,8 @@ runs socat -V || need+=(socat)
 runs systemd-analyze --version || need+=(systemd)
 runs systemd-nspawn --version || need+=(systemd-container) # the booted board: systemd as PID 1
 runs ip -V || need+=(iproute2)                                 # and its veth's address, set by hand
+[ -x /usr/sbin/mosquitto ] || need+=(mosquitto)                # the broker the telemetry tests publish to
+runs prometheus-node-exporter --version || need+=(prometheus-node-exporter) # reads the agent's textfile
 runs chromium --version || need+=(chromium) # the bench tests screenshot the HTML report
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

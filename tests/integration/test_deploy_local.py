@@ -57,6 +57,11 @@ def test_a_bundle_failing_its_self_test_on_the_board_is_rolled_back(xgb_build, t
     assert os.readlink(board / "current") == f"releases/{first}"
     assert not (board / "previous").exists()  # as it was before the failed deploy
 
+    with open(board / "releases" / first / "golden.json", "a") as f:
+        f.write(" ")  # the release rolled back to is damaged too: deploy must say so, not only "rolled back"
+    with pytest.raises(EdgectlError, match=f"rolled back to {first}, which is NOT healthy either(.|\n)*checksum"):
+        deploy.deploy(bad, target)
+
 
 def test_a_damaged_release_on_the_board_is_uploaded_again(xgb_build, tmp_path):
     board = tmp_path / "board"

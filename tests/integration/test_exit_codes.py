@@ -152,7 +152,7 @@ def test_ctrl_c_stops_a_run_with_exit_130_one_line_and_the_agent_stopped_too(boa
     long_input.write_text("".join(many_units(synthetic_splits[1].path, copies=60)))
     out = tmp_path / "records.jsonl"
     cmd = [sys.executable, "-m", "edgectl.cli", "run", board, "--input", str(long_input), "--out", str(out), "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_on)
     wait_for_records(out, proc)
     agents = children(proc.pid)
     assert agents, "the local board's agent runs as a child of edgectl"
@@ -182,7 +182,8 @@ def test_ctrl_c_on_a_serial_run_says_how_to_resume_and_resume_finishes_it(xgb_bu
         env = {**os.environ, "HOME": str(tmp_path)}  # the host's link state lives under HOME
         cmd = [sys.executable, "-m", "edgectl.cli", "run", "--serial", cable.host_path, "--input", str(long_input),
                "--out", str(out), "-q"]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=ctrl_c_on)  # fmt: skip
         wait_for_records(out, proc, at_least=1000)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -290,6 +291,12 @@ def many_units(test_path, copies):
     rows = [line.split() for line in test_path.read_text().splitlines() if line.strip()]
     top = max(int(r[0]) for r in rows)
     return [" ".join([str(int(r[0]) + k * top), *r[1:]]) + "\n" for k in range(copies) for r in rows]
+
+
+def ctrl_c_on():
+    """In the child before exec: SIGINT as a terminal delivers it. A suite started in the background by a
+    shell without job control inherits SIGINT ignored, and so would every edgectl it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_records(out, proc, at_least=1, timeout=120):

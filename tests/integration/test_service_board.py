@@ -10,8 +10,11 @@ import threading
 import time
 
 import pytest
+from boards import mosquitto
 from cli import edgectl
+from conftest import missing
 from test_hostile_bundles import failing_selftest, renamed
+from test_mqtt_telemetry import Subscriber
 
 from edge_agent.manifest import write_manifest
 from edgectl import profiles
@@ -195,6 +198,27 @@ def test_kill_9_of_the_agent_mid_stream_is_restarted_and_its_records_and_state_g
     answered = [(r["stream"], r["t"]) for pid, r in records if pid == new_pid and r["type"] == "prediction"]
     assert len(answered) == final["windows"] > 0 and len(set(answered)) == len(answered)
     assert any(pid == killed and r["type"] == "prediction" for pid, r in records)  # it was serving when killed
+
+
+def test_deploy_mqtt_makes_the_service_publish_to_a_broker_on_the_host(booted_board, deployed, xgb_build):
+    """The broker listens on this machine's end of the board's veth; the unit lets the board reach it."""
+    if not os.path.exists(mosquitto.MOSQUITTO):
+        missing("mosquitto (apt-get install mosquitto; make system-deps)")
+    broker = mosquitto.Broker(booted_board.host_address)
+    watcher = Subscriber(broker, "watcher")
+    try:
+        argv = ["deploy", str(xgb_build.bundle_dir), booted_board.alias, "--offline", "--mqtt", broker.url,
+                "--mqtt-fleet", "lab", "--json", "-q"]  # fmt: skip
+        got = edgectl(*argv)
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["mqtt"] == {"url": broker.url, "fleet": "lab", "board": "sysboard"}
+        unit = on_board(booted_board, f"systemctl cat {UNIT}")
+        assert f"IPAddressAllow=localhost {booted_board.host_address}" in unit and f"--mqtt {broker.url}" in unit
+        ready = wait_until(lambda: [b for _, _, b in watcher.on("lab/sysboard/state") if b["state"] == "ready"])
+        assert ready and ready[-1]["bundle_id"] == deployed["bundle_id"]
+    finally:
+        watcher.stop()
+        broker.remove()
 
 
 def test_a_bundle_that_does_not_fit_is_refused_before_anything_changes(booted_board, deployed, xgb_build, tmp_path):

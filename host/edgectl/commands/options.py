@@ -50,3 +50,31 @@ class Choice(click.Choice):
         from edgectl.errors import did_you_mean
 
         return super().get_invalid_choice_message(value, ctx).rstrip(".") + did_you_mean(value, self.choices) + "."
+
+
+def mqtt_options(board=True):
+    """--mqtt, --mqtt-fleet and (for one board) --mqtt-board: the service also publishes its records to a broker."""
+
+    def add(command):
+        if board:
+            help_board = "The board's name in the topics (default: its host name)."
+            command = click.option("--mqtt-board", metavar="NAME", help=help_board)(command)
+        fleet = "The fleet's name in the topics (edgectl/v1/FLEET/BOARD/...; a board's name is its inventory name)."
+        command = click.option("--mqtt-fleet", metavar="NAME", default="default", help=fleet)(command)
+        url = "The service also publishes its records to this broker: mqtt[s]://HOST[:PORT][/PREFIX]."
+        return click.option("--mqtt", metavar="URL", help=url)(command)
+
+    return add
+
+
+def mqtt_settings(url, fleet, board):
+    """The deploy's mqtt argument, its URL and names checked before any work; None without --mqtt."""
+    if not url:
+        return None
+    from edge_agent.mqtt_out import parse_url
+
+    parse_url(url)
+    for what, name in (("fleet", fleet), ("board", board)):
+        if not name or any(c in name for c in "/+#"):
+            raise click.BadParameter(f"{name!r}: a name without / + #", param_hint=f"--mqtt-{what}")
+    return {"url": url, "fleet": fleet, "board": board}

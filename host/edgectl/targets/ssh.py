@@ -25,7 +25,10 @@ class SshTarget:
     trusted_keys_dir = DEFAULT_TRUSTED_KEYS  # where the agent (and its systemd unit) looks by default
     agent_id = None  # set by runtime_env.ship_agent: a deploy or bench runs the agent it shipped
 
-    def __init__(self, text):
+    def __init__(self, text, identity=None, name=None):
+        """identity: a private key file to log in with (an inventory's ansible_ssh_private_key_file);
+        name: what to call the board in messages (an inventory's host name; else the text)."""
+        self.identity = identity
         if text.startswith("ssh://"):
             url = urlsplit(text)
             if not url.hostname:
@@ -36,7 +39,7 @@ class SshTarget:
             self.home = url.path.rstrip("/") or DEFAULT_HOME
         else:
             self.host, self.user, self.port, self.home = text, None, None, DEFAULT_HOME
-        self.text = text
+        self.text = name or text
 
     def __str__(self):
         return self.text
@@ -53,6 +56,8 @@ class SshTarget:
             argv += ["-p", str(self.port)]
         if self.user:
             argv += ["-l", self.user]
+        if self.identity:
+            argv += ["-i", str(Path(self.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
         return [*argv, *extra, self.host]
 
     def run(self, argv, timeout=300):

@@ -1,0 +1,127 @@
+"""A staged rollout over an inventory, as Ansible runs a play: batches (`serial`), up to `forks`
+boards at a time within a batch, each through the one per-board deploy (probe, upload, verify,
+switch, health gate, automatic rollback on that board), and a stop once the failed share of the
+boards done so far exceeds `max_fail_percentage`.
+
+A board already serving the bundle healthily is skipped, so a run after an abort goes on where
+it stopped. Every board's outcome is a plain dict (a row of the run record, runs.py).
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from edge_agent.manifest import load_bundle
+from edgectl import deploy, status
+from edgectl.errors import EdgectlError
+from edgectl.fleet import inventory as inventories
+
+RESULTS = ("deployed", "skipped", "failed", "not started")
+
+
+def batches(names, serial):
+    """Split hosts into batches as Ansible's `serial` does: each entry a count or a percentage of all
+    hosts (at least 1), the last entry repeated until every host is in a batch."""
+    sizes, total = [], len(names)
+    for entry in serial:
+        text = str(entry).strip()
+        try:
+            size = int(total * float(text[:-1]) / 100) if text.endswith("%") else int(text)
+        except ValueError:
+            raise EdgectlError(f"--serial: {text!r} is neither a count nor a percentage (1, 10%, 100%)") from None
+        if size < 0 or (text.endswith("%") and not 0 < float(text[:-1]) <= 100):
+            raise EdgectlError(f"--serial: {text!r} is out of range (a count >= 1 or a percentage in (0, 100])")
+        sizes.append(max(1, size))
+    out, start = [], 0
+    while start < total:
+        size = sizes[min(len(out), len(sizes) - 1)]
+        out.append(names[start : start + size])
+        start += size
+    return out
+
+
+def too_many_failed(rows, max_fail_percentage):
+    """Ansible's rule: stop when the failed share of the boards done so far exceeds (not reaches) the limit."""
+    done = [r for r in rows if r["result"] != "not started"]
+    failed = sum(r["result"] == "failed" for r in done)
+    return bool(done) and 100.0 * failed / len(done) > max_fail_percentage
+
+
+def roll_out(
+    bundle_dir,
+    inv,
+    names,
+    forks=10,
+    serial=("100%",),
+    max_fail_percentage=0,
+    say=lambda msg: None,
+    offline=False,
+    trust_key=None,
+    mqtt=None,
+):
+    """Deploy a bundle to the named hosts batch by batch; return {"aborted", "batches", "boards": [rows]}."""
+    bundle_id = load_bundle(bundle_dir)["bundle_id"]
+    plan = batches(names, serial)
+    rows, aborted = [], False
+    for number, batch in enumerate(plan, start=1):
+        say(f"batch {number}/{len(plan)}: {', '.join(batch)}")
+        with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+            one = lambda name: _one_board(bundle_dir, bundle_id, inv, name, say, offline, trust_key, mqtt)  # noqa: E731
+            rows += pool.map(one, batch)
+        if too_many_failed(rows, max_fail_percentage) and number < len(plan):
+            aborted = True
+            rest = [name for later in plan[number:] for name in later]
+            say(
+                f"stopping: {sum(r['result'] == 'failed' for r in rows)} of {len(rows)} boards failed, more than "
+                f"--max-fail-percentage {max_fail_percentage:g}; not started: {', '.join(rest)}"
+            )
+            rows += [
+                _row(inv, name, None, None, "not started", 0.0, "the rollout stopped before its batch") for name in rest
+            ]
+            break
+    return {"bundle_id": bundle_id, "aborted": aborted, "batches": [len(b) for b in plan], "boards": rows}
+
+
+def _one_board(bundle_dir, bundle_id, inv, name, say, offline, trust_key, mqtt):
+    started = time.monotonic()
+    host_vars = inv["hosts"][name]
+    target = inventories.target(name, host_vars)
+    before = None
+
+    def tell(message):
+        say(message if message.startswith(f"{name}:") else f"{name}: {message}")
+
+    try:
+        before = deploy.current_release(target)
+        if before == bundle_id and status.status(target)["health"] == "healthy":
+            tell(f"already serving {bundle_id}, healthy: skipped")
+            return _row(inv, name, before, before, "skipped", time.monotonic() - started, "already serving it, healthy")
+        telemetry = {**mqtt, "board": name} if mqtt else None
+        deploy.deploy(bundle_dir, target, tell, offline=offline, trust_key=trust_key,
+                      profile=host_vars.get("edgectl_profile"), mqtt=telemetry)  # fmt: skip
+        tell(f"deployed {bundle_id}")
+        return _row(inv, name, before, bundle_id, "deployed", time.monotonic() - started, "")
+    except EdgectlError as exc:
+        reason = str(exc).splitlines()[0]
+        tell(f"FAILED: {reason}")
+        return _row(inv, name, before, _current_or_none(target), "failed", time.monotonic() - started, reason)
+    finally:
+        target.close()
+
+
+def _current_or_none(target):
+    try:
+        return deploy.current_release(target)
+    except EdgectlError:
+        return None  # unreachable: what it serves is unknown
+
+
+def _row(inv, name, before, after, result, seconds, reason):
+    return {
+        "board": name,
+        "groups": inventories.groups_of(inv, name),
+        "before": before,
+        "after": after,
+        "result": result,
+        "seconds": round(seconds, 1),
+        "reason": reason,
+    }
