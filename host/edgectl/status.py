@@ -42,9 +42,16 @@ def status(target):
     check = service.selftest_current(target)
     result["health"] = "healthy" if check.returncode == 0 else "degraded"
     result["detail"] = "self-test passed" if check.returncode == 0 else check.stderr.strip()
-    stats_file = f"{service.state_dir(target, board)}/stats.json"
-    stats = target.run(["sh", "-c", f"cat {q(stats_file)} 2>/dev/null || true"]).stdout.strip()
-    if stats:
-        result["last_stats"] = json.loads(stats)
-        result["uptime_s"] = result["last_stats"].get("uptime_s")
+    result["last_stats"] = last_stats(target, board)
+    result["uptime_s"] = (result["last_stats"] or {}).get("uptime_s")
     return result
+
+
+def last_stats(target, board):
+    """The agent's latest stats on the board (its state path's stats.json), or None."""
+    stats_file = f"{service.state_dir(target, board)}/stats.json"
+    text = target.run(["sh", "-c", f"cat {q(stats_file)} 2>/dev/null || true"]).stdout.strip()
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None  # written by an agent that died mid-write, before the rename: the next one is whole

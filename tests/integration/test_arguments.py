@@ -83,6 +83,17 @@ def test_resume_without_a_serial_line_is_a_usage_error(run, inputs):
            "--resume goes on with a serial session: it needs --serial DEV")  # fmt: skip
 
 
+def test_fleet_arguments_are_refused_before_any_board_is_touched(run, inputs, xgb_build):
+    inventory = inputs / "lab.ini"
+    inventory.write_text("[lab]\npi01 ansible_port=1\n")  # nothing listens: a board touched would fail otherwise
+    deploy = ["fleet", "deploy", str(xgb_build.bundle_dir), "-i", str(inventory)]
+    refuse(run, 2, [*deploy, "--health-p99-ms", "5"], "--health-p99-ms needs --health-windows")
+    refuse(run, 1, [*deploy, "--serial", "0%"], "--serial: '0%' is out of range")
+    refuse(run, 1, [*deploy, "--limit", "nope"], "--limit 'nope' matches no host in the inventory")
+    refuse(run, 2, [*deploy, "--mqtt", "http://broker"], "use mqtt://HOST")
+    refuse(run, 2, [*deploy, "--forks", "0"], "'--forks' / '-f'", "x>=1")
+
+
 def test_bench_counts_out_of_range_are_refused_before_the_board_is_touched(run, inputs):
     (inputs / "samples.txt").write_text("1 1\n")
     for option, value, allowed in [("--warmup", "-1", "x>=0"), ("--min-queries", "0", "x>=1"),

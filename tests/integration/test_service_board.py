@@ -221,6 +221,52 @@ def test_deploy_mqtt_makes_the_service_publish_to_a_broker_on_the_host(booted_bo
         broker.remove()
 
 
+FEEDER = """\
+import socket, time
+lines = open('/root/stream.csv', 'rb').readlines()
+deadline = time.time() + 300
+while time.time() < deadline:  # a sensor process: each (re)started service gets the stream once
+    try:
+        c = socket.create_connection(('127.0.0.1', 7878), 2)
+        for line in lines:
+            c.sendall(line)
+            time.sleep(0.002)
+        while c.recv(1024):
+            pass
+    except OSError:
+        pass
+    time.sleep(0.2)
+"""
+
+
+def test_the_fleet_health_gate_passes_on_served_windows_and_rolls_back_a_slow_board(
+    booted_board, deployed, xgb_build, synthetic_splits, tmp_path
+):
+    """After its deploy, the board's service must answer N windows with no error record (and a p99 within
+    the limit) while a sensor feeds it; a board that does not is rolled back and counted as failed."""
+    on_board(booted_board, "cat > /root/stream.csv", input=synthetic_splits[1].path.read_text())
+    on_board(booted_board, "cat > /root/feeder.py", input=FEEDER)
+    on_board(booted_board, "nohup python3 /root/feeder.py > /dev/null 2>&1 &")
+    inventory = tmp_path / "board.ini"
+    inventory.write_text(f"[boards]\n{booted_board.alias} ansible_host={booted_board.alias}\n")
+    env = {"EDGECTL_FLEET_RUNS": str(tmp_path / "runs")}
+    try:
+        good, good_id = renamed(xgb_build.bundle_dir, tmp_path / "good", "xgboost-gated")
+        gate = ["--health-windows", "20", "--health-timeout", "90", "--offline", "--json"]
+        got = edgectl("fleet", "deploy", str(good), "-i", str(inventory), *gate, env=env)
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["boards"][0]["result"] == "deployed"
+        slow, _ = renamed(xgb_build.bundle_dir, tmp_path / "slow", "xgboost-slow")
+        got = edgectl("fleet", "deploy", str(slow), "-i", str(inventory), *gate, "--health-p99-ms", "0.0001", env=env)
+        assert got.returncode == 1, got.stderr
+        row = json.loads(got.stdout)["boards"][0]
+        assert row["result"] == "failed" and row["after"] == good_id, row
+        assert "health gate: p99" in row["reason"] and f"rolled back to {good_id}" in row["reason"], row
+        assert on_board(booted_board, "readlink /opt/edgectl/current") == f"releases/{good_id}" and active(booted_board)
+    finally:
+        booted_board.ssh("pkill -f /root/feeder.py")
+
+
 def test_a_bundle_that_does_not_fit_is_refused_before_anything_changes(booted_board, deployed, xgb_build, tmp_path):
     """The board's releases on a small tmpfs the new bundle does not fit: deploy says what it needs and
     what is free, before any upload or switch, and the old release keeps serving, not even restarted."""

@@ -92,12 +92,31 @@ def fleet():
     type=click.Path(exists=True, dir_okay=False),
     help="Install this public key on each board with the deploy (the bundle must be signed by it).",
 )
+@click.option(
+    "--health-windows",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Health gate: after its deploy, a board's service must answer N windows with no error record.",
+)
+@click.option(
+    "--health-p99-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MS",
+    help="Health gate: and its p99 per window must be within this (needs --health-windows).",
+)
+@click.option(
+    "--health-timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    metavar="SECONDS",
+    help="Health gate: how long a board has to pass it; a board that does not is rolled back.",
+)
 @mqtt_options(board=False)
 @json_option
 @quiet_option
 def deploy(
-    bundle, inventory_source, plugin, limit, forks, serial, max_fail_percentage, offline, trust_key, mqtt, mqtt_fleet,
-    as_json, quiet,
+    bundle, inventory_source, plugin, limit, forks, serial, max_fail_percentage, offline, trust_key, health_windows,
+    health_p99_ms, health_timeout, mqtt, mqtt_fleet, as_json, quiet,
 ):  # fmt: skip
     """Deploy BUNDLE to the inventory's boards in batches; stop when too many fail."""
     from edge_convert.archive import unpacked
@@ -107,6 +126,9 @@ def deploy(
     sizes = [s for s in serial.split(",") if s.strip()]
     rollout.batches(names, sizes)  # a bad --serial is refused before any board is touched
     telemetry = mqtt_settings(mqtt, mqtt_fleet, "board")  # checked now; each board publishes as its own name
+    if health_p99_ms is not None and health_windows is None:
+        raise click.UsageError("--health-p99-ms needs --health-windows: the p99 of how many windows?")
+    gate = {"windows": health_windows, "p99_ms": health_p99_ms, "timeout_s": health_timeout} if health_windows else None
     started = time.time()
     with unpacked(bundle) as bundle_dir:
         done = rollout.roll_out(
@@ -120,6 +142,7 @@ def deploy(
             offline=offline,
             trust_key=trust_key,
             mqtt=telemetry,
+            gate=gate,
         )
     run = {
         "started": started,
@@ -130,6 +153,7 @@ def deploy(
         "serial": sizes,
         "forks": forks,
         "max_fail_percentage": max_fail_percentage,
+        "health_gate": gate,
         **done,
     }
     run["record"] = str(runs.save(run))

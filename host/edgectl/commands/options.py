@@ -71,9 +71,13 @@ def mqtt_settings(url, fleet, board):
     """The deploy's mqtt argument, its URL and names checked before any work; None without --mqtt."""
     if not url:
         return None
+    from edge_agent.errors import AgentError
     from edge_agent.mqtt_out import parse_url
 
-    parse_url(url)
+    try:
+        parse_url(url)
+    except AgentError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"--mqtt {url!r}: "), param_hint="--mqtt") from None
     for what, name in (("fleet", fleet), ("board", board)):
         if not name or any(c in name for c in "/+#"):
             raise click.BadParameter(f"{name!r}: a name without / + #", param_hint=f"--mqtt-{what}")

@@ -11,11 +11,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from edge_agent.manifest import load_bundle
-from edgectl import deploy, status
+from edgectl import board as boards
+from edgectl import deploy, service, status
+from edgectl.console import counts_text
 from edgectl.errors import EdgectlError
 from edgectl.fleet import inventory as inventories
-
-RESULTS = ("deployed", "skipped", "failed", "not started")
 
 
 def batches(names, serial):
@@ -31,6 +31,8 @@ def batches(names, serial):
         if size < 0 or (text.endswith("%") and not 0 < float(text[:-1]) <= 100):
             raise EdgectlError(f"--serial: {text!r} is out of range (a count >= 1 or a percentage in (0, 100])")
         sizes.append(max(1, size))
+    if not sizes:
+        raise EdgectlError("--serial: give at least one batch size (1, 10%, 100%)")
     out, start = [], 0
     while start < total:
         size = sizes[min(len(out), len(sizes) - 1)]
@@ -46,46 +48,38 @@ def too_many_failed(rows, max_fail_percentage):
     return bool(done) and 100.0 * failed / len(done) > max_fail_percentage
 
 
-def roll_out(
-    bundle_dir,
-    inv,
-    names,
-    forks=10,
-    serial=("100%",),
-    max_fail_percentage=0,
-    say=lambda msg: None,
-    offline=False,
-    trust_key=None,
-    mqtt=None,
-):
-    """Deploy a bundle to the named hosts batch by batch; return {"aborted", "batches", "boards": [rows]}."""
+def roll_out(bundle_dir, inv, names, forks=10, serial=("100%",), max_fail_percentage=0, say=lambda msg: None,
+             offline=False, trust_key=None, mqtt=None, gate=None):  # fmt: skip
+    """Deploy a bundle to the named hosts batch by batch; return {"aborted", "batches", "boards": [rows]}.
+
+    gate: {"windows", "p99_ms", "timeout_s"}: after its deploy, a board's service must answer that many
+    windows with no error record (and a p99 within p99_ms) within timeout_s, or it is rolled back (served_health).
+    """
     bundle_id = load_bundle(bundle_dir)["bundle_id"]
+    job = {"bundle_dir": bundle_dir, "bundle_id": bundle_id, "offline": offline, "trust_key": trust_key,
+           "mqtt": mqtt, "gate": gate}  # fmt: skip
     plan = batches(names, serial)
     rows, aborted = [], False
     for number, batch in enumerate(plan, start=1):
         say(f"batch {number}/{len(plan)}: {', '.join(batch)}")
         with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-            one = lambda name: _one_board(bundle_dir, bundle_id, inv, name, say, offline, trust_key, mqtt)  # noqa: E731
-            rows += pool.map(one, batch)
+            rows += pool.map(lambda name: _one_board(job, inv, name, say), batch)
         if too_many_failed(rows, max_fail_percentage) and number < len(plan):
             aborted = True
             rest = [name for later in plan[number:] for name in later]
-            say(
-                f"stopping: {sum(r['result'] == 'failed' for r in rows)} of {len(rows)} boards failed, more than "
-                f"--max-fail-percentage {max_fail_percentage:g}; not started: {', '.join(rest)}"
-            )
-            rows += [
-                _row(inv, name, None, None, "not started", 0.0, "the rollout stopped before its batch") for name in rest
-            ]
+            say(f"stopping: {sum(r['result'] == 'failed' for r in rows)} of {len(rows)} boards failed, more than "
+                f"--max-fail-percentage {max_fail_percentage:g}; not started: {', '.join(rest)}")  # fmt: skip
+            rows += [_row(inv, name, None, None, "not started", 0.0, "the rollout stopped before its batch")
+                     for name in rest]  # fmt: skip
             break
     return {"bundle_id": bundle_id, "aborted": aborted, "batches": [len(b) for b in plan], "boards": rows}
 
 
-def _one_board(bundle_dir, bundle_id, inv, name, say, offline, trust_key, mqtt):
+def _one_board(job, inv, name, say):
     started = time.monotonic()
     host_vars = inv["hosts"][name]
     target = inventories.target(name, host_vars)
-    before = None
+    bundle_id, before = job["bundle_id"], None
 
     def tell(message):
         say(message if message.startswith(f"{name}:") else f"{name}: {message}")
@@ -95,17 +89,57 @@ def _one_board(bundle_dir, bundle_id, inv, name, say, offline, trust_key, mqtt):
         if before == bundle_id and status.status(target)["health"] == "healthy":
             tell(f"already serving {bundle_id}, healthy: skipped")
             return _row(inv, name, before, before, "skipped", time.monotonic() - started, "already serving it, healthy")
-        telemetry = {**mqtt, "board": name} if mqtt else None
-        deploy.deploy(bundle_dir, target, tell, offline=offline, trust_key=trust_key,
-                      profile=host_vars.get("edgectl_profile"), mqtt=telemetry)  # fmt: skip
+        telemetry = {**job["mqtt"], "board": name} if job["mqtt"] else None
+        done = deploy.deploy(job["bundle_dir"], target, tell, offline=job["offline"], trust_key=job["trust_key"],
+                             profile=host_vars.get("edgectl_profile"), mqtt=telemetry)  # fmt: skip
+        why = served_health(target, bundle_id, job["gate"], tell) if job["gate"] else None
+        if why:
+            back = _roll_back(target, tell)
+            return _row(inv, name, before, _current_or_none(target), "failed", time.monotonic() - started,
+                        f"{why}; {back}")  # fmt: skip
         tell(f"deployed {bundle_id}")
-        return _row(inv, name, before, bundle_id, "deployed", time.monotonic() - started, "")
+        return _row(inv, name, before, done["bundle_id"], "deployed", time.monotonic() - started, "")
     except EdgectlError as exc:
         reason = str(exc).splitlines()[0]
         tell(f"FAILED: {reason}")
         return _row(inv, name, before, _current_or_none(target), "failed", time.monotonic() - started, reason)
     finally:
         target.close()
+
+
+def served_health(target, bundle_id, gate, say=lambda msg: None, every=1.0):
+    """None once the board's service has answered gate["windows"] windows of bundle_id with no error record
+    and, with gate["p99_ms"], a p99 within it; else, after gate["timeout_s"], why not."""
+    board = boards.probe(target)
+    if not service.runs_service(target, board):
+        return "the health gate reads the service's stats: it needs systemd on the board and a deploy as root"
+    say(f"health gate: waiting for {gate['windows']} windows with no error (at most {gate['timeout_s']:g} s)")
+    since, seen = time.monotonic(), None
+    while True:
+        stats = status.last_stats(target, board) or {}
+        fresh = stats.get("bundle_id") == bundle_id and stats.get("uptime_s", 1e9) <= time.monotonic() - since + 10
+        if fresh:
+            seen = stats
+            if stats.get("errors"):
+                reasons = counts_text(stats.get("errors_by_reason", {}))
+                return f"health gate: {stats['errors']} error records ({reasons})"
+            if stats.get("windows", 0) >= gate["windows"]:
+                p99 = (stats.get("latency_us") or {}).get("p99")
+                if gate.get("p99_ms") is not None and p99 is not None and p99 / 1000 > gate["p99_ms"]:
+                    return f"health gate: p99 {p99 / 1000:.3f} ms > --health-p99-ms {gate['p99_ms']:g}"
+                return None
+        if time.monotonic() - since >= gate["timeout_s"]:
+            got = seen.get("windows", 0) if seen else 0
+            return f"health gate: {got} of {gate['windows']} windows answered in {gate['timeout_s']:g} s"
+        time.sleep(every)
+
+
+def _roll_back(target, tell):
+    try:
+        back = deploy.rollback(target, tell)
+    except EdgectlError as exc:
+        return f"rollback FAILED: {str(exc).splitlines()[0]}"
+    return f"rolled back to {back['bundle_id']}"
 
 
 def _current_or_none(target):
