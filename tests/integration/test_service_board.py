@@ -265,6 +265,8 @@ def test_the_fleet_health_gate_passes_on_served_windows_and_rolls_back_a_slow_bo
         assert on_board(booted_board, "readlink /opt/edgectl/current") == f"releases/{good_id}" and active(booted_board)
     finally:
         booted_board.ssh("pkill -f /root/feeder.py")
+        back = edgectl("deploy", str(xgb_build.bundle_dir), booted_board.alias, "--offline", "-q")  # as it was
+        assert back.returncode == 0, back.stderr
 
 
 def test_a_bundle_that_does_not_fit_is_refused_before_anything_changes(booted_board, deployed, xgb_build, tmp_path):
