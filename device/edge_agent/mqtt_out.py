@@ -85,6 +85,7 @@ class Publisher:
         self.state = "ready"
         self.sent = self.dropped = self.pending = self._predictions_seen = 0
         self.connected = False
+        self._refused = None
         self._lock = threading.Lock()
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-agent-{fleet}-{self.board}-{os.getpid()}"
@@ -172,6 +173,10 @@ class Publisher:
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         with self._lock:
             self.connected = not reason_code.is_failure
+        if reason_code.is_failure and str(reason_code) != self._refused:  # said once, not at every retry
+            self._refused = str(reason_code)
+            say = f"edge-agent: the MQTT broker refused the connection: {reason_code}; serving goes on"
+            print(say, file=sys.stderr)
         if self.connected and self.bundle_id:  # before the start record, that record publishes it
             self._publish_state()  # the retained state after a broker restart, replacing its "lost"
 

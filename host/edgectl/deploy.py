@@ -26,10 +26,13 @@ from edgectl.targets import q, sh
 
 
 def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False, trust_key=None, profile=None,
-           mqtt=None):  # fmt: skip
+           telemetry=None):  # fmt: skip
     """Deploy a bundle directory to a target; return what was done as a dict.
 
-    mqtt: {"url", "fleet", "board"}: the service also publishes its records to that broker (mqtt_out.py).
+    telemetry: what the service also reports, {"mqtt": {"url", "fleet", "board", "ca", "auth"} or None,
+    "metrics_port": PORT or None, "node_exporter_dir": DIR or None}: records published to a broker
+    (mqtt_out.py; ca and auth are files on this host), Prometheus metrics on a loopback port and as a
+    textfile linked into node_exporter's folder (prom_out.py). Only a service reports: see service.py.
 
     profile: the board's profile name (else inferred from the board, see profiles.for_board); a service
     gets MemoryHigh at its agent_memory_mb budget and MemoryMax at twice that.
@@ -47,11 +50,11 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
     manifest = _load(bundle_dir)
     with boards.locked(target):
         staged = stage_release(bundle_dir, target, say, offline, serial, also_trust=new_key, manifest=manifest,
-                               recover_first=True, mqtt=mqtt is not None)  # fmt: skip
+                               recover_first=True, telemetry=telemetry)  # fmt: skip
         board, bundle_id, release, reused = staged["board"], staged["bundle_id"], staged["release"], staged["reused"]
         recovered = staged["recovered"]
         limits = memory_limits(profile, board, manifest)
-        service.install(target, board, limits["memory_high_mb"], mqtt)
+        service.install(target, board, limits["memory_high_mb"], telemetry)
         was_current = current_release(target)
         new_kid = trust.new_key_id(target, new_key)
         release_op(target, "switch", "--to", bundle_id, *(["--keep-previous"] if was_current != bundle_id else []),
@@ -81,7 +84,7 @@ def deploy(bundle_dir, target, say=lambda msg: None, offline=False, serial=False
         "trusted_keys": trust.board_keys(target),
         "health": health,
         "memory_limits": limits if service.runs_service(target, board) else None,
-        "mqtt": mqtt if service.runs_service(target, board) else None,
+        "telemetry": telemetry if service.runs_service(target, board) else None,
         **({"recovered": recovered} if recovered else {}),
     }
 
@@ -111,7 +114,7 @@ def stage_release(
     also_trust=None,
     manifest=None,
     recover_first=False,
-    mqtt=False,
+    telemetry=None,
 ):
     """Everything before the switch: check the board can run the bundle, set up its runtime, upload the
     release (or reuse one with the same content) and verify it there. `current` is not touched.
@@ -126,10 +129,18 @@ def stage_release(
     bundle_id = manifest["bundle_id"]
     board = boards.probe(target)
     boards.check_fits(board, manifest, target)
+    if telemetry and not service.runs_service(target, board):
+        raise EdgectlError(
+            f"{target}: --mqtt and --metrics-* set up the board's service, and this board runs none (it needs "
+            "systemd on the board and a deploy as root). Deploy without them and start the agent with "
+            "`edge-agent run --mqtt URL --metrics-textfile PATH` yourself"
+        )
     if target.managed_env:
         needs_tflite = any(s["kind"] == "tflite" for s in manifest["stages"])
         signed = also_trust is not None or bool(trust.board_keys(target))
-        runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed, mqtt)
+        reports = telemetry or {}
+        mqtt, metrics = bool(reports.get("mqtt")), bool(reports.get("metrics_port") or reports.get("node_exporter_dir"))
+        runtime_env.ensure(target, board, needs_tflite, offline, say, serial, signed, mqtt, metrics)
     recovered = recover(target) if recover_first else None  # needs the agent: on the board by now
     boards.check_space(target, bundle_dir, bundle_id)  # after the venv: what it took is gone already
     incoming = f".incoming-{secrets.token_hex(8)}"

@@ -21,11 +21,11 @@ from edgectl.targets import q, sh
 WHEEL_CACHE = Path.home() / ".cache" / "edgectl" / "wheels"
 
 
-def requirements(board, needs_tflite, serial=False, signed=False, mqtt=False):
+def requirements(board, needs_tflite, serial=False, signed=False, mqtt=False, metrics=False):
     """(pip requirements, modules to import) for this board: LiteRT where it has wheels,
     tflite-runtime with numpy<2 on armv7l, pyserial and cobs for a serial link,
-    PyNaCl (the agent's Ed25519 verifier) on a board that trusts signing keys, and paho-mqtt
-    where the agent publishes to a broker."""
+    PyNaCl (the agent's Ed25519 verifier) on a board that trusts signing keys, paho-mqtt
+    where the agent publishes to a broker, prometheus-client where it exports metrics."""
     armhf = board["arch"] == "armv7l"
     reqs, modules = ["numpy<2" if armhf else "numpy"], ["numpy"]
     if needs_tflite:
@@ -40,12 +40,15 @@ def requirements(board, needs_tflite, serial=False, signed=False, mqtt=False):
     if mqtt:
         reqs.append("paho-mqtt>=2.1")  # pure Python
         modules.append("paho.mqtt.client")
+    if metrics:
+        reqs.append("prometheus-client")  # pure Python
+        modules.append("prometheus_client")
     return reqs, modules
 
 
-def ensure(target, board, needs_tflite, offline, say, serial=False, signed=False, mqtt=False):
+def ensure(target, board, needs_tflite, offline, say, serial=False, signed=False, mqtt=False, metrics=False):
     """Make {home}/venv hold what the agent needs (reused when it already does); ship the agent (ship_agent)."""
-    reqs, modules = requirements(board, needs_tflite, serial, signed, mqtt)
+    reqs, modules = requirements(board, needs_tflite, serial, signed, mqtt, metrics)
     python = f"{target.home}/venv/bin/python"
     check = target.run([python, "-c", f"import {', '.join(modules)}"])
     if check.returncode != 0:

@@ -9,15 +9,18 @@ import ipaddress
 import json
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 from edgectl.errors import EdgectlError
-from edgectl.targets import sh
+from edgectl.targets import q, sh
 
 UNIT_NAME = "edge-agent.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 STATE_DIR = "/var/lib/edge-agent"  # systemd's StateDirectory=edge-agent
 DEFAULT_INPUT = "tcp:127.0.0.1:7878"
+METRICS_FILE = "/run/edge-agent/edge_agent.prom"  # RuntimeDirectory=edge-agent: readable by node_exporter
+CREDENTIALS = "credentials"  # HOME/credentials: the broker's CA and password, root's; the unit loads them
 WATCHDOG_SEC = 30
 # Set by the test suite: a deploy must never install the unit on the machine that runs the tests.
 NOT_THIS_HOST = "EDGECTL_NO_SERVICE_ON_THIS_HOST"
@@ -28,7 +31,6 @@ NOT_THIS_HOST = "EDGECTL_NO_SERVICE_ON_THIS_HOST"
 _HARDENING = """\
 DynamicUser=yes
 StateDirectory=edge-agent
-UMask=0077
 NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
@@ -59,15 +61,33 @@ SystemCallErrorNumber=EPERM
 """
 
 
-def unit_text(target, source=DEFAULT_INPUT, memory_mb=None, mqtt=None, broker_addresses=()):
+def unit_text(target, source=DEFAULT_INPUT, memory_mb=None, telemetry=None, broker_addresses=()):
     """The edge-agent systemd unit for a remote target (its home, venv and agent code).
 
-    mqtt: {"url", "fleet", "board"} to publish to a broker, whose addresses the sandbox then lets through.
+    telemetry: what the service also reports (see deploy.deploy); the sandbox then lets the broker's
+    addresses through, loads its CA and password as credentials, and keeps the metrics file readable.
     """
-    home = target.home
+    home, telemetry = target.home, telemetry or {}
     argv = [target.agent_python, "-m", "edge_agent", "run", "--bundle", f"{home}/current"]
+    extra = ""
+    mqtt = telemetry.get("mqtt")
     if mqtt:
         argv += ["--mqtt", mqtt["url"], "--mqtt-fleet", mqtt["fleet"], "--mqtt-board", mqtt["board"]]
+        for name in ("ca", "auth"):
+            if mqtt.get(name):
+                # %d: the unit's credentials folder, readable by its dynamic user only (systemd 248 or newer)
+                argv += [f"--mqtt-{name}", f"%d/mqtt-{name}"]
+                extra += f"LoadCredential=mqtt-{name}:{home}/{CREDENTIALS}/mqtt-{name}\n"
+    if telemetry.get("metrics_port"):
+        argv += ["--metrics-port", str(telemetry["metrics_port"])]
+    umask = "0077"
+    if telemetry.get("node_exporter_dir"):
+        argv += ["--metrics-textfile", METRICS_FILE]
+        # node_exporter (another user) reads the file; the state folder stays private (DynamicUser's private/).
+        # Not preserved: systemd would move it under /run/private (0700). While the agent is stopped the
+        # link dangles and node_exporter says node_textfile_scrape_error 1, which is true.
+        extra += "RuntimeDirectory=edge-agent\nRuntimeDirectoryMode=0755\n"
+        umask = "0022"
     command = shlex.join([*argv, "--input", source, "--state-dir", STATE_DIR])
     allow = " ".join(["localhost", *broker_addresses])
     # The budget is the agent's peak RSS: above it the kernel reclaims, at twice it the agent is killed
@@ -89,7 +109,8 @@ WatchdogSec={WATCHDOG_SEC}
 TimeoutStartSec=120
 Restart=on-failure
 RestartSec=2
-{memory}{_HARDENING}IPAddressAllow={allow}
+{memory}{extra}UMask={umask}
+{_HARDENING}IPAddressAllow={allow}
 
 [Install]
 WantedBy=multi-user.target
@@ -139,8 +160,21 @@ def logs_command(follow, lines=200):
     return ["journalctl", "-u", UNIT_NAME, "-n", str(lines), "--no-pager", *(["-f"] if follow else [])]
 
 
-def install(target, board, memory_mb=None, mqtt=None):
-    """Install or update the unit on a systemd board (as root); True when a unit is in place."""
+def planned_unit(target, board, memory_mb=None, telemetry=None):
+    """The unit text a deploy with these settings puts on this board."""
+    mqtt = (telemetry or {}).get("mqtt")
+    addresses = broker_addresses(target, mqtt["url"]) if mqtt else ()
+    return unit_text(target, memory_mb=memory_mb, telemetry=telemetry, broker_addresses=addresses)
+
+
+def installed_unit(target):
+    """The board's unit text ("" when there is none)."""
+    return target.run(["sh", "-c", f"cat {UNIT_PATH} 2>/dev/null || true"]).stdout
+
+
+def install(target, board, memory_mb=None, telemetry=None):
+    """Install or update the unit on a systemd board (as root); True when a unit is in place.
+    telemetry's CA and password files are copied to HOME/credentials (root only) for the unit to load."""
     if not runs_service(target, board):
         return False
     if os.environ.get(NOT_THIS_HOST) and board.get("machine_id") and board["machine_id"] == _this_machine_id():
@@ -148,13 +182,44 @@ def install(target, board, memory_mb=None, mqtt=None):
             f"{target}: the board is this machine (same /etc/machine-id) and {NOT_THIS_HOST} is set: "
             f"no {UNIT_NAME} is installed here. Deploy to a separate board, or unset {NOT_THIS_HOST}"
         )
-    addresses = broker_addresses(target, mqtt["url"]) if mqtt else ()
-    text = unit_text(target, memory_mb=memory_mb, mqtt=mqtt, broker_addresses=addresses)
-    current = target.run(["sh", "-c", f"cat {UNIT_PATH} 2>/dev/null || true"]).stdout
-    if current != text:
+    _check_systemd_for(target, board, telemetry)
+    text = planned_unit(target, board, memory_mb, telemetry)
+    _put_credentials(target, (telemetry or {}).get("mqtt") or {})
+    if (telemetry or {}).get("node_exporter_dir"):
+        link = f"{telemetry['node_exporter_dir'].rstrip('/')}/edge_agent.prom"
+        sh(target, f"mkdir -p {q(telemetry['node_exporter_dir'])} && ln -sfn {METRICS_FILE} {q(link)}")
+    if installed_unit(target) != text:
         write = f"cat > {UNIT_PATH} <<'EDGECTL_UNIT'\n{text}EDGECTL_UNIT\n"
         sh(target, write + f"systemctl daemon-reload && systemctl enable -q {UNIT_NAME}")
     return True
+
+
+def _check_systemd_for(target, board, telemetry):
+    mqtt = (telemetry or {}).get("mqtt") or {}
+    version = board.get("systemd_version")
+    if (mqtt.get("ca") or mqtt.get("auth")) and version and version.isdigit() and int(version) < 248:
+        raise EdgectlError(
+            f"{target}: --mqtt-ca and --mqtt-auth reach the service as systemd credentials (LoadCredential, %d), "
+            f"which need systemd 248 or newer; the board has {version}. Use mqtt:// without a password, or "
+            "upgrade the board's OS"
+        )
+
+
+def _put_credentials(target, mqtt):
+    files = {f"mqtt-{name}": mqtt[name] for name in ("ca", "auth") if mqtt.get(name)}
+    if not files:
+        return
+    folder = f"{target.home}/{CREDENTIALS}"
+    for name, path in files.items():
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise EdgectlError(f"--mqtt-{name.removeprefix('mqtt-')} {path}: cannot read it: {exc.strerror}") from None
+        write = f"umask 077 && mkdir -p {q(folder)} && cat > {q(folder)}/{name}"
+        copy = target.popen(["sh", "-c", write], stdin=subprocess.PIPE)
+        copy.communicate(data, timeout=60)
+        if copy.returncode != 0:
+            raise EdgectlError(f"{target}: cannot write {folder}/{name} on the board")
 
 
 def restart_and_check(target, board):

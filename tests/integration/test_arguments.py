@@ -94,6 +94,23 @@ def test_fleet_arguments_are_refused_before_any_board_is_touched(run, inputs, xg
     refuse(run, 2, [*deploy, "--forks", "0"], "'--forks' / '-f'", "x>=1")
 
 
+def test_telemetry_arguments_are_refused_before_any_board_is_touched(run, inputs, xgb_build):
+    deploy = ["deploy", str(xgb_build.bundle_dir), "ssh://nobody@127.0.0.1:1"]  # a board touched would fail
+    (inputs / "ca.pem").write_text("not checked here\n")
+    (inputs / "auth").write_text("no colon here\n")
+    refuse(run, 2, [*deploy, "--mqtt-ca", str(inputs / "ca.pem")], "--mqtt-ca: needs --mqtt URL")
+    refuse(run, 2, [*deploy, "--mqtt", "mqtt://b", "--mqtt-ca", str(inputs / "ca.pem")], "a CA is for mqtts://")
+    refuse(run, 2, [*deploy, "--mqtt", "mqtt://b", "--mqtt-auth", str(inputs / "auth")], "username:password")
+    refuse(run, 2, [*deploy, "--metrics-port", "0"], "'--metrics-port'", "1<=x<=65535")
+
+
+def test_telemetry_for_a_board_without_a_service_is_refused_before_the_upload(run, inputs, xgb_build):
+    board = inputs / "board"
+    refuse(run, 1, ["deploy", str(xgb_build.bundle_dir), f"local:{board}", "--metrics-port", "9100"],
+           "this board runs none (it needs systemd on the board and a deploy as root)")  # fmt: skip
+    assert not (board / "releases").exists() and not (board / "current").exists()
+
+
 def test_bench_counts_out_of_range_are_refused_before_the_board_is_touched(run, inputs):
     (inputs / "samples.txt").write_text("1 1\n")
     for option, value, allowed in [("--warmup", "-1", "x>=0"), ("--min-queries", "0", "x>=1"),

@@ -37,6 +37,11 @@ class Subscriber:
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("edgectl/#", qos=1)
         self.client.on_message = self._got
         self.client.reconnect_delay_set(0.2, 1)
+        if broker.users:
+            name = next(iter(broker.users))
+            self.client.username_pw_set(name, broker.users[name])
+        if broker.ca_file:
+            self.client.tls_set(ca_certs=broker.ca_file)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
@@ -187,3 +192,41 @@ def test_fleet_watch_shows_every_board_from_the_broker_and_the_inventorys_silent
         assert row["state"] == "stopping" and row["release"] == xgb_build.manifest["bundle_id"], row
         assert row["errors"] == 0 and row["p99_us"] > 0 and row["windows_per_s"] > 0 and row["fleet"] == "lab"
     assert rows["w3"]["state"] == "never reported" and rows["w3"]["last_seen"] is None
+
+
+def test_mqtts_with_a_password_delivers_and_a_wrong_password_is_said_while_serving_goes_on(xgb_build, synthetic_splits):
+    """A broker as a fleet owner runs one: TLS from its own CA, no anonymous clients."""
+    if not os.path.exists(mosquitto.MOSQUITTO):
+        missing("mosquitto (apt-get install mosquitto; make system-deps)")
+    secure = mosquitto.Broker(tls=True, users={"fleet": "s3cret:with:colons", "agent": "pa ss"})
+    watcher = Subscriber(secure, "watcher")
+    try:
+        path = synthetic_splits[1].path
+        good = agent(xgb_build.bundle_dir, secure, "t1", "--input", str(path), "--stats-every", "100",
+                     "--mqtt-ca", secure.ca_file, "--mqtt-auth", secure.auth_file("agent"))  # fmt: skip
+        bad = agent(xgb_build.bundle_dir, secure, "t2", "--input", str(path), "--stats-every", "100",
+                    "--mqtt-ca", secure.ca_file, "--mqtt-auth", secure.auth_file("agent", "wrong"))  # fmt: skip
+        out, err = good.communicate(timeout=120)
+        assert good.returncode == 0, err
+        records = stats_of(out)
+        got = wait_until(lambda: len(watcher.on("t1/stats")) >= len(records) and watcher.on("t1/stats"))
+        assert [body for _, _, body in got] == records
+        bad_out, bad_err = bad.communicate(timeout=120)
+        assert bad.returncode == 0, bad_err  # the broker's refusal never stops serving
+        assert "the MQTT broker refused the connection: Not authorized" in bad_err
+        assert bad_err.count("refused the connection") == 1  # said once, not at every retry
+        assert stats_of(bad_out)[-1]["mqtt_connected"] is False and stats_of(bad_out)[-1]["windows"] > 0
+        assert not watcher.on("t2/")
+        # fleet watch through the same broker: its CA and a password file; a wrong password is named
+        argv = [sys.executable, "-m", "edgectl.cli", "fleet", "watch", "--mqtt", secure.url, "--mqtt-ca",
+                secure.ca_file, "--duration", "1", "--json"]  # fmt: skip
+        shown = subprocess.run([*argv, "--mqtt-auth", secure.auth_file("fleet")], capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr
+        final = json.loads(shown.stdout.splitlines()[-1])
+        assert {row["board"]: row["state"] for row in final["boards"]} == {"t1": "stopping"}
+        refused = subprocess.run([*argv, "--mqtt-auth", secure.auth_file("fleet", "nope")], capture_output=True,
+                                 text=True)  # fmt: skip
+        assert refused.returncode == 1 and "Not authorized" in refused.stderr, refused.stderr
+    finally:
+        watcher.stop()
+        secure.remove()

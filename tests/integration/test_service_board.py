@@ -200,25 +200,49 @@ def test_kill_9_of_the_agent_mid_stream_is_restarted_and_its_records_and_state_g
     assert any(pid == killed and r["type"] == "prediction" for pid, r in records)  # it was serving when killed
 
 
-def test_deploy_mqtt_makes_the_service_publish_to_a_broker_on_the_host(booted_board, deployed, xgb_build):
-    """The broker listens on this machine's end of the board's veth; the unit lets the board reach it."""
+def test_deploy_telemetry_makes_the_service_publish_to_a_broker_and_export_metrics(
+    booted_board, deployed, xgb_build, tmp_path
+):
+    """The broker (mqtts, passwords only) listens on this machine's end of the board's veth; the unit lets
+    the board reach it, loads its CA and password as credentials, and exports metrics for node_exporter."""
     if not os.path.exists(mosquitto.MOSQUITTO):
         missing("mosquitto (apt-get install mosquitto; make system-deps)")
-    broker = mosquitto.Broker(booted_board.host_address)
+    broker = mosquitto.Broker(booted_board.host_address, tls=True, users={"watcher": "w", "sysboard": "p:w d"})
     watcher = Subscriber(broker, "watcher")
+    textfiles, restored = "/var/lib/prometheus/node-exporter", False
     try:
         argv = ["deploy", str(xgb_build.bundle_dir), booted_board.alias, "--offline", "--mqtt", broker.url,
-                "--mqtt-fleet", "lab", "--json", "-q"]  # fmt: skip
+                "--mqtt-fleet", "lab", "--mqtt-ca", broker.ca_file, "--mqtt-auth", broker.auth_file("sysboard"),
+                "--metrics-port", "9477", "--node-exporter-dir", textfiles, "--json", "-q"]  # fmt: skip
         got = edgectl(*argv)
         assert got.returncode == 0, got.stderr
-        assert json.loads(got.stdout)["mqtt"] == {"url": broker.url, "fleet": "lab", "board": "sysboard"}
+        telemetry = json.loads(got.stdout)["telemetry"]
+        assert telemetry["mqtt"]["url"] == broker.url and telemetry["mqtt"]["board"] == "sysboard"
         unit = on_board(booted_board, f"systemctl cat {UNIT}")
         assert f"IPAddressAllow=localhost {booted_board.host_address}" in unit and f"--mqtt {broker.url}" in unit
+        assert "--mqtt-auth %d/mqtt-auth" in unit and "p:w d" not in unit  # the password never in the unit
+        assert on_board(booted_board, "stat -c %a:%U /opt/edgectl/credentials/mqtt-auth").strip() == "600:root"
         ready = wait_until(lambda: [b for _, _, b in watcher.on("lab/sysboard/state") if b["state"] == "ready"])
         assert ready and ready[-1]["bundle_id"] == deployed["bundle_id"]
+        # node_exporter runs as its own user: the linked textfile must be readable by another user
+        scraped = on_board(booted_board, f"runuser -u nobody -- cat {textfiles}/edge_agent.prom")
+        assert f'bundle_id="{deployed["bundle_id"]}"' in scraped and "process_resident_memory_bytes" in scraped
+        served = on_board(booted_board, "python3 -c \"import urllib.request as u; "
+                          "print(u.urlopen('http://127.0.0.1:9477/metrics').read().decode())\"")  # fmt: skip
+        assert "edge_agent_bundle_info" in served
+        # A fleet deploy of the same release without the telemetry is not skipped: the unit would change
+        inventory = tmp_path / "board.ini"
+        inventory.write_text(f"[boards]\n{booted_board.alias} ansible_host={booted_board.alias}\n")
+        fleet = ["fleet", "deploy", str(xgb_build.bundle_dir), "-i", str(inventory), "--offline", "--json", "-q"]
+        env = {"EDGECTL_FLEET_RUNS": str(tmp_path / "runs")}
+        results = [json.loads(edgectl(*fleet, env=env).stdout)["boards"][0]["result"] for _ in range(2)]
+        assert results == ["deployed", "skipped"] and "--mqtt" not in on_board(booted_board, f"systemctl cat {UNIT}")
+        restored = True
     finally:
         watcher.stop()
         broker.remove()
+        if not restored:  # the tests after this one expect the plain unit
+            edgectl("deploy", str(xgb_build.bundle_dir), booted_board.alias, "--offline", "-q")
 
 
 FEEDER = """\

@@ -12,10 +12,10 @@ from edgectl.commands.options import (
     BUNDLE_TARGET_EPILOG,
     TARGET_EPILOG,
     json_option,
-    mqtt_options,
-    mqtt_settings,
     profile_help,
     quiet_option,
+    telemetry_options,
+    telemetry_settings,
 )
 from edgectl.console import Progress, counts_text, emit, pairs, table, warn, words
 
@@ -33,21 +33,21 @@ from edgectl.console import Progress, counts_text, emit, pairs, table, warn, wor
 @click.option("--profile", metavar="NAME", help=profile_help(
     "The board's profile: the service's memory limits come from its agent_memory_mb (default: inferred from the "
     "board)."))  # fmt: skip
-@mqtt_options()
+@telemetry_options()
 @json_option
 @quiet_option
-def deploy(bundle, target, offline, serial, trust_key, profile, mqtt, mqtt_fleet, mqtt_board, as_json, quiet):
+def deploy(bundle, target, offline, serial, trust_key, profile, as_json, quiet, **reports):
     """Deploy BUNDLE to TARGET as a new release: verify, switch atomically, roll back if unhealthy."""
     from edge_convert.archive import unpacked
     from edgectl import deploy as deployer
     from edgectl.targets import parse_target
 
     board = parse_target(target)
-    telemetry = mqtt_settings(mqtt, mqtt_fleet, mqtt_board or getattr(board, "host", "local"))
+    telemetry = telemetry_settings(reports, getattr(board, "host", "local"))
     with unpacked(bundle) as bundle_dir:
         result = deployer.deploy(
             bundle_dir, board, Progress(quiet).say, offline=offline, serial=serial,
-            trust_key=trust_key, profile=profile, mqtt=telemetry,
+            trust_key=trust_key, profile=profile, telemetry=telemetry,
         )  # fmt: skip
     emit(result, as_json, pairs)
 

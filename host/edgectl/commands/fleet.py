@@ -7,7 +7,7 @@ import time
 
 import click
 
-from edgectl.commands.options import BUNDLE_TEXT, json_option, mqtt_options, mqtt_settings, quiet_option
+from edgectl.commands.options import BUNDLE_TEXT, json_option, quiet_option, telemetry_options, telemetry_settings
 from edgectl.console import Progress, emit, table
 
 INVENTORY_EPILOG = (
@@ -111,12 +111,12 @@ def fleet():
     metavar="SECONDS",
     help="Health gate: how long a board has to pass it; a board that does not is rolled back.",
 )
-@mqtt_options(board=False)
+@telemetry_options(board=False)
 @json_option
 @quiet_option
 def deploy(
     bundle, inventory_source, plugin, limit, forks, serial, max_fail_percentage, offline, trust_key, health_windows,
-    health_p99_ms, health_timeout, mqtt, mqtt_fleet, as_json, quiet,
+    health_p99_ms, health_timeout, as_json, quiet, **reports,
 ):  # fmt: skip
     """Deploy BUNDLE to the inventory's boards in batches; stop when too many fail."""
     from edge_convert.archive import unpacked
@@ -125,7 +125,7 @@ def deploy(
     inv, names = _hosts(inventory_source, plugin, limit)
     sizes = [s for s in serial.split(",") if s.strip()]
     rollout.batches(names, sizes)  # a bad --serial is refused before any board is touched
-    telemetry = mqtt_settings(mqtt, mqtt_fleet, "board")  # checked now; each board publishes as its own name
+    telemetry = telemetry_settings(reports, "board")  # checked now; each board publishes as its own name
     if health_p99_ms is not None and health_windows is None:
         raise click.UsageError("--health-p99-ms needs --health-windows: the p99 of how many windows?")
     gate = {"windows": health_windows, "p99_ms": health_p99_ms, "timeout_s": health_timeout} if health_windows else None
@@ -141,7 +141,7 @@ def deploy(
             Progress(quiet).say,
             offline=offline,
             trust_key=trust_key,
-            mqtt=telemetry,
+            telemetry=telemetry,
             gate=gate,
         )
     run = {
@@ -195,6 +195,7 @@ def rollback(inventory_source, plugin, limit, forks, as_json, quiet):
 @click.option("--mqtt", "url", required=True, metavar="URL", help="The broker: mqtt[s]://HOST[:PORT][/PREFIX].")
 @click.option("--mqtt-fleet", "fleet_name", default="+", metavar="NAME", help="Only this fleet (+: every fleet).")
 @click.option("--mqtt-ca", metavar="FILE", help="mqtts: the CA certificate to check the broker against.")
+@click.option("--mqtt-auth", metavar="FILE", help="A file whose first line is username:password.")
 @click.option("--inventory", "-i", "inventory_source", metavar="INVENTORY",
               help="Also show the inventory's boards that never reported.")  # fmt: skip
 @plugin_option
@@ -203,14 +204,14 @@ def rollback(inventory_source, plugin, limit, forks, as_json, quiet):
               help="Stop after this long and print the table (default: until Ctrl-C).")  # fmt: skip
 @click.option("--every", type=click.FloatRange(min=0.1), default=2.0, help="Seconds between table refreshes.")
 @json_option
-def watch(url, fleet_name, mqtt_ca, inventory_source, plugin, limit, duration, every, as_json):
+def watch(url, fleet_name, mqtt_ca, mqtt_auth, inventory_source, plugin, limit, duration, every, as_json):
     """The fleet live from its MQTT broker: state, release, windows/s, p99, errors, drift, last seen.
     --json: one line per board update as it comes."""
     from edgectl.fleet import watch as watching
 
     expected = _hosts(inventory_source, plugin, limit)[1] if inventory_source else ()
     show = (lambda row: print(json.dumps(row), flush=True)) if as_json else None
-    rows, stop = watching.watch(url, fleet_name, expected, show, mqtt_ca)
+    rows, stop = watching.watch(url, fleet_name, expected, show, mqtt_ca, mqtt_auth)
     deadline = time.monotonic() + duration if duration is not None else None
     try:
         while deadline is None or time.monotonic() < deadline:

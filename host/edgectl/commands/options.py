@@ -52,10 +52,19 @@ class Choice(click.Choice):
         return super().get_invalid_choice_message(value, ctx).rstrip(".") + did_you_mean(value, self.choices) + "."
 
 
-def mqtt_options(board=True):
-    """--mqtt, --mqtt-fleet and (for one board) --mqtt-board: the service also publishes its records to a broker."""
+def telemetry_options(board=True):
+    """--mqtt (with --mqtt-fleet, --mqtt-board for one board, --mqtt-ca, --mqtt-auth), --metrics-port and
+    --node-exporter-dir: what the service also reports."""
 
     def add(command):
+        where = "Prometheus metrics: also as a textfile linked into this folder of node_exporter's on the board."
+        command = click.option("--node-exporter-dir", metavar="DIR", help=where)(command)
+        port = "Prometheus metrics: also served on the board's 127.0.0.1:PORT/metrics."
+        command = click.option("--metrics-port", type=click.IntRange(1, 65535), metavar="PORT", help=port)(command)
+        auth = "mqtt: a file on this host whose first line is username:password (kept root's on the board)."
+        command = click.option("--mqtt-auth", type=click.Path(exists=True, dir_okay=False), help=auth)(command)
+        ca = "mqtts: the CA certificate (a file on this host) the board checks the broker against."
+        command = click.option("--mqtt-ca", type=click.Path(exists=True, dir_okay=False), help=ca)(command)
         if board:
             help_board = "The board's name in the topics (default: its host name)."
             command = click.option("--mqtt-board", metavar="NAME", help=help_board)(command)
@@ -67,18 +76,39 @@ def mqtt_options(board=True):
     return add
 
 
-def mqtt_settings(url, fleet, board):
-    """The deploy's mqtt argument, its URL and names checked before any work; None without --mqtt."""
+def telemetry_settings(options, board):
+    """deploy's telemetry argument from telemetry_options' values, checked before any work; None when
+    nothing is asked for."""
+    url, fleet = options["mqtt"], options["mqtt_fleet"]
+    if not url:
+        for name in ("mqtt_ca", "mqtt_auth"):
+            if options[name]:
+                raise click.BadParameter("needs --mqtt URL", param_hint=f"--{name.replace('_', '-')}")
+    mqtt = _mqtt(url, fleet, options.get("mqtt_board") or board, options["mqtt_ca"], options["mqtt_auth"])
+    port, folder = options["metrics_port"], options["node_exporter_dir"]
+    if not (mqtt or port or folder):
+        return None
+    return {"mqtt": mqtt, "metrics_port": port, "node_exporter_dir": folder}
+
+
+def _mqtt(url, fleet, board, ca, auth):
     if not url:
         return None
     from edge_agent.errors import AgentError
-    from edge_agent.mqtt_out import parse_url
+    from edge_agent.mqtt_out import parse_url, read_auth
 
     try:
-        parse_url(url)
+        tls = parse_url(url)[0]
     except AgentError as exc:
         raise click.BadParameter(str(exc).removeprefix(f"--mqtt {url!r}: "), param_hint="--mqtt") from None
+    try:
+        if auth:
+            read_auth(auth)
+    except AgentError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"--mqtt-auth {auth}: "), param_hint="--mqtt-auth") from None
+    if ca and not tls:
+        raise click.BadParameter("a CA is for mqtts:// brokers; use mqtts://HOST[:8883]", param_hint="--mqtt-ca")
     for what, name in (("fleet", fleet), ("board", board)):
         if not name or any(c in name for c in "/+#"):
             raise click.BadParameter(f"{name!r}: a name without / + #", param_hint=f"--mqtt-{what}")
-    return {"url": url, "fleet": fleet, "board": board}
+    return {"url": url, "fleet": fleet, "board": board, "ca": ca, "auth": auth}

@@ -49,15 +49,16 @@ def too_many_failed(rows, max_fail_percentage):
 
 
 def roll_out(bundle_dir, inv, names, forks=10, serial=("100%",), max_fail_percentage=0, say=lambda msg: None,
-             offline=False, trust_key=None, mqtt=None, gate=None):  # fmt: skip
+             offline=False, trust_key=None, telemetry=None, gate=None):  # fmt: skip
     """Deploy a bundle to the named hosts batch by batch; return {"aborted", "batches", "boards": [rows]}.
 
     gate: {"windows", "p99_ms", "timeout_s"}: after its deploy, a board's service must answer that many
     windows with no error record (and a p99 within p99_ms) within timeout_s, or it is rolled back (served_health).
     """
-    bundle_id = load_bundle(bundle_dir)["bundle_id"]
-    job = {"bundle_dir": bundle_dir, "bundle_id": bundle_id, "offline": offline, "trust_key": trust_key,
-           "mqtt": mqtt, "gate": gate}  # fmt: skip
+    manifest = load_bundle(bundle_dir)
+    bundle_id = manifest["bundle_id"]
+    job = {"bundle_dir": bundle_dir, "manifest": manifest, "bundle_id": bundle_id, "offline": offline,
+           "trust_key": trust_key, "telemetry": telemetry, "gate": gate}  # fmt: skip
     plan = batches(names, serial)
     rows, aborted = [], False
     for number, batch in enumerate(plan, start=1):
@@ -86,12 +87,12 @@ def _one_board(job, inv, name, say):
 
     try:
         before = deploy.current_release(target)
-        if before == bundle_id and status.status(target)["health"] == "healthy":
-            tell(f"already serving {bundle_id}, healthy: skipped")
+        telemetry = _for_board(job["telemetry"], name)
+        if before == bundle_id and _serves_as_asked(target, job["manifest"], host_vars, telemetry):
+            tell(f"already serving {bundle_id}, healthy, as asked: skipped")
             return _row(inv, name, before, before, "skipped", time.monotonic() - started, "already serving it, healthy")
-        telemetry = {**job["mqtt"], "board": name} if job["mqtt"] else None
         done = deploy.deploy(job["bundle_dir"], target, tell, offline=job["offline"], trust_key=job["trust_key"],
-                             profile=host_vars.get("edgectl_profile"), mqtt=telemetry)  # fmt: skip
+                             profile=host_vars.get("edgectl_profile"), telemetry=telemetry)  # fmt: skip
         why = served_health(target, bundle_id, job["gate"], tell) if job["gate"] else None
         if why:
             back = _roll_back(target, tell)
@@ -105,6 +106,24 @@ def _one_board(job, inv, name, say):
         return _row(inv, name, before, _current_or_none(target), "failed", time.monotonic() - started, reason)
     finally:
         target.close()
+
+
+def _for_board(telemetry, name):
+    if not telemetry or not telemetry["mqtt"]:
+        return telemetry
+    return {**telemetry, "mqtt": {**telemetry["mqtt"], "board": name}}
+
+
+def _serves_as_asked(target, manifest, host_vars, telemetry):
+    """Healthy, and its service (where it runs one) has the unit this deploy would write: a changed --mqtt,
+    --metrics-* or profile is a reason to deploy again."""
+    if status.status(target)["health"] != "healthy":
+        return False
+    board = boards.probe(target)
+    if not service.runs_service(target, board):
+        return not telemetry  # else deploy says why it cannot
+    limits = deploy.memory_limits(host_vars.get("edgectl_profile"), board, manifest)
+    return service.installed_unit(target) == service.planned_unit(target, board, limits["memory_high_mb"], telemetry)
 
 
 def served_health(target, bundle_id, gate, say=lambda msg: None, every=1.0):

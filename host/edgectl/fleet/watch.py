@@ -9,7 +9,7 @@ import json
 import threading
 import time
 
-from edge_agent.mqtt_out import TOPIC_VERSION, parse_url
+from edge_agent.mqtt_out import TOPIC_VERSION, parse_url, read_auth
 from edgectl.errors import EdgectlError
 
 NEVER = "never reported"
@@ -63,7 +63,7 @@ def _row(board, fleet):
     return {"board": board, "fleet": fleet, "state": NEVER if fleet is None else None, **dict.fromkeys(empty)}
 
 
-def watch(url, fleet, expected=(), on_message=None, ca_file=None):
+def watch(url, fleet, expected=(), on_message=None, ca_file=None, auth_file=None):
     """Subscribe to the fleet's topics ("+" for every fleet); return (Fleet, stop()). on_message(row) sees
     each update as it comes (paho's thread)."""
     import paho.mqtt.client as mqtt
@@ -71,12 +71,14 @@ def watch(url, fleet, expected=(), on_message=None, ca_file=None):
     tls, host, port, prefix = parse_url(url)
     rows = Fleet(expected)
     topic = f"{prefix}/{TOPIC_VERSION}/{fleet}/+/+"
-    connected = threading.Event()
+    connected, refused = threading.Event(), []
 
     def on_connect(client, userdata, flags, reason_code, properties):
         if not reason_code.is_failure:
             client.subscribe(topic, qos=1)
             connected.set()
+        else:
+            refused.append(str(reason_code))
 
     def on_msg(client, userdata, message):
         row = rows.take(message.topic, message.payload)
@@ -85,6 +87,8 @@ def watch(url, fleet, expected=(), on_message=None, ca_file=None):
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.on_connect, client.on_message = on_connect, on_msg
+    if auth_file:
+        client.username_pw_set(*read_auth(auth_file))
     if tls:
         client.tls_set(ca_certs=ca_file)
     client.reconnect_delay_set(1, 30)
@@ -95,7 +99,8 @@ def watch(url, fleet, expected=(), on_message=None, ca_file=None):
     client.loop_start()
     if not connected.wait(10):
         client.loop_stop()
-        raise EdgectlError(f"--mqtt {url}: the broker did not accept the connection within 10 s")
+        why = f": it said {refused[-1]!r}" if refused else ""
+        raise EdgectlError(f"--mqtt {url}: the broker did not accept the connection within 10 s{why}")
 
     def stop():
         client.loop_stop()
