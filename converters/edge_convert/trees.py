@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_convert import ConversionError
+from edge_convert import ConversionError, kernel
 from edge_convert.quiet import captured_output
 
 PARITY_LIMIT = 1e-6
@@ -217,6 +217,8 @@ def generate_source(model, src_dir, parallel_comp=None):
         tl2cgen.generate_c_code(tl_model, str(src_dir), params={"parallel_comp": parallel}, verbose=False)
     entry = resources.files("edge_convert").joinpath("csrc", ENTRY_POINT).read_text()
     (src_dir / ENTRY_POINT).write_text(entry)
+    for name in (kernel.SOURCE, kernel.FUSED):  # the window kernel rides in the same library, fused with predict
+        (src_dir / name).write_text(kernel.source_text(name))
     task, _ = model_task(model)
     return abi_defines(src_dir / "header.h", _num_features(model), task)
 
@@ -293,7 +295,7 @@ def compile_library(src_dir, defines, out_path, toolchain=HOST_TOOLCHAIN, jobs=2
     src_dir, out_path = Path(src_dir), Path(out_path)
     obj_dir = out_path.parent / f".obj-{out_path.stem}"
     obj_dir.mkdir(parents=True, exist_ok=True)
-    flags = [*cflags, "-fPIC", "-std=gnu99", *(f"-D{k}={v}" for k, v in defines.items())]
+    flags = [*cflags, *kernel.CFLAGS, "-fPIC", "-std=gnu99", *(f"-D{k}={v}" for k, v in defines.items())]
     sources = sorted(src_dir.glob("*.c"))
 
     def build(src):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.errors import AgentError, BundleError
+from edge_agent.kernel import KernelWindows
 from edge_agent.manifest import task_of
 from edge_agent.mqtt_out import Tee
 from edge_agent.notify import Notifier
@@ -19,18 +20,19 @@ from edge_agent.selftest import run_selftest
 from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle
 from edge_agent.sources import open_source
 from edge_agent.streams import DEFAULT_SILENT_AFTER_S, StreamWatch
-from edge_agent.telemetry import Stats, record, write_record
+from edge_agent.telemetry import Stats, encode, record, write_record
 
 
-def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS):
+def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS, kernel=True):
     """Verify the bundle, load its stages and pass the self-test; return (pipeline, start record).
 
     trusted_keys: the board's directory of trusted public keys; with any there, the bundle must be signed.
+    kernel: windows by the bundle's compiled kernel where it has one (False: the Python reference).
     """
     manifest, signer = load_trusted_bundle(bundle_dir, trusted_keys)
     stages, unavailable = load_stages(bundle_dir, manifest)
     selftest = run_selftest(bundle_dir, manifest, stages)
-    pipeline = Pipeline(bundle_dir, manifest, stages=stages)
+    pipeline = Pipeline(bundle_dir, manifest, stages=stages, kernel=kernel)
     info = record(
         "start",
         bundle_id=manifest["bundle_id"],
@@ -38,6 +40,7 @@ def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS):
         arch=platform.machine(),
         python=platform.python_version(),
         stages=[s["name"] for s in manifest["stages"]],
+        windows="kernel" if isinstance(pipeline.windows, KernelWindows) else "python",
         self_test=selftest,
     )
     if signer:
@@ -88,22 +91,32 @@ def _check_input_count(manifest, spec, stage):
         )
 
 
-def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict):
-    """Serve lines ((number, text, error) or None on an idle tick); write records to `out`.
+HOLD_S = 0.005  # a record waits at most this long for the rest of its batch before the batch is written
+
+
+def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict, arrived=None, batch=True):
+    """Serve lines ((number, text, error) or None when the source has nothing more for now); write records to `out`.
 
     A bad line becomes an error record with its line number; nothing stops the loop
     but the end of the input (or SIGTERM). `heartbeat(stats)` runs every iteration.
+    arrived(): when the current line was complete in the source's buffer (perf_counter_ns; the
+    source's read); a record's latency runs from there. batch: records go out in one write when the
+    source has nothing more, or once the oldest has waited HOLD_S (False: each record at once, as a
+    serial link commits them with their sample).
     Returns the Stats; the final stats record is written however the loop ends.
     """
     stats = Stats()
+    sink = _Batch(out, stats, batch)
+    clock = time.perf_counter_ns
     try:
         for event in lines:
             if heartbeat:
                 heartbeat(stats)
-            if event is None:
+            if event is None:  # the source has nothing more for now: out with what waits
                 if pipeline.watch:  # a quiet moment: have any streams fallen silent?
                     pipeline.watch.check()
-                    _write_events(pipeline, out)
+                    _write_events(pipeline, sink)
+                sink.flush()
                 continue
             number, text, error = event[:3]
             source = event[3] if len(event) > 3 else 0  # a TCP connection: its own header line
@@ -111,23 +124,60 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
                 continue
             stats.samples += 1
             if error is None:
+                start = arrived() if arrived else clock()
                 try:
-                    rec = pipeline.handle(text, source)
+                    rec = pipeline.handle(text, source, start)
                 except SampleError as exc:
                     error = exc
                 else:
-                    _write_events(pipeline, out)
+                    _write_events(pipeline, sink)
                     if rec is not None:
-                        stats.add_prediction(rec)
-                        write_record(out, rec)
+                        sink.prediction(rec, start)
                         if stats.windows % stats_every == 0:
-                            write_record(out, stats.snapshot(**_streams(pipeline), **extra_stats()))
+                            sink.flush()  # its latencies counted first
+                            sink.write(stats.snapshot(**_streams(pipeline), **extra_stats()))
                     continue
             stats.add_error(error.reason)
-            write_record(out, record("error", line=number, reason=error.reason, message=str(error)))
+            sink.write(record("error", line=number, reason=error.reason, message=str(error)))
     finally:
+        sink.flush()
         write_record(out, stats.snapshot(**_streams(pipeline), final=True, **extra_stats()))
+        out.flush()
     return stats
+
+
+class _Batch:
+    """Records on their way out: encoded as they come, written together (one write) when the source has
+    nothing more or the oldest has waited HOLD_S; a prediction's latency is counted once it is written."""
+
+    def __init__(self, out, stats, batch=True):
+        self.out, self.stats, self.batch = out, stats, batch
+        self.lines, self.written = [], []  # encoded records; (stage, line arrival) of the predictions among them
+        self.oldest = 0
+
+    def write(self, rec):
+        if not self.lines:
+            self.oldest = time.perf_counter_ns()
+        self.lines.append(encode(rec))
+        if not self.batch or time.perf_counter_ns() - self.oldest >= HOLD_S * 1e9:
+            self.flush()
+
+    def prediction(self, rec, arrived_ns):
+        self.stats.add_prediction(rec["stage"])
+        self.written.append((rec["stage"], arrived_ns))
+        self.write(rec)
+
+    def flush(self):
+        if not self.lines:
+            return
+        text = "\n".join(self.lines) + "\n"
+        self.lines.clear()  # before the write: a SIGTERM inside it must not write these twice
+        self.out.write(text)
+        self.out.flush()
+        done = time.perf_counter_ns()
+        for stage, arrived_ns in self.written:  # line complete -> its record written
+            self.stats.add_latency(stage, (done - arrived_ns) / 1000)
+        self.written.clear()
 
 
 def _streams(pipeline):
@@ -138,11 +188,11 @@ def _streams(pipeline):
     return state
 
 
-def _write_events(pipeline, out):
+def _write_events(pipeline, sink):
     """Drift records the pipeline raised on this sample, before its prediction."""
     if pipeline.events:
         for rec in pipeline.events:
-            write_record(out, rec)
+            sink.write(rec)
         pipeline.events.clear()
 
 
@@ -157,6 +207,7 @@ def run(
     silent_after=DEFAULT_SILENT_AFTER_S,
     publisher=None,
     metrics=None,
+    kernel=True,
 ):
     """Start on a bundle, tell systemd READY, and serve a source ("-", a file, tcp:HOST:PORT,
     serial:DEV@BAUD) to an output ("-" for stdout, or the input's serial link).
@@ -167,7 +218,7 @@ def run(
     serving ends).
     """
     notifier = Notifier()
-    pipeline, info = start(bundle_dir, trusted_keys)
+    pipeline, info = start(bundle_dir, trusted_keys, kernel)
     if silent_after:
         pipeline.watch = StreamWatch(silent_after, pipeline.windows.max_streams, pipeline.events)
     link = None
@@ -190,6 +241,7 @@ def run(
     # An idle source must still wake the loop in time for the next watchdog ping and silence check.
     lines = src.lines(tick=min(1.0, notifier.interval or 1.0, silent_after / 2 if silent_after else 1.0))
     write_record(out, info)
+    out.flush()
     notifier.ready(f"serving {info['bundle_id']}")
     started = time.monotonic()
     last_state, state_error = [0.0], [None]
@@ -221,7 +273,7 @@ def run(
         return counts
 
     try:
-        stats = serve(pipeline, lines, out, stats_every, heartbeat, extra_stats)
+        stats = serve(pipeline, lines, out, stats_every, heartbeat, extra_stats, src.arrived, batch=link is None)
         if state_dir:  # the figures at the end of the input, for `edgectl status` after a run
             keep_state(stats, time.monotonic())
         return stats

@@ -50,6 +50,9 @@ def build_parser():
     p_run.add_argument("--stats-every", type=_positive, default=1000, help="windows between stats records")
     p_run.add_argument("--state-dir", help="keep the latest stats in STATE_DIR/stats.json (the service)")
     p_run.add_argument(
+        "--no-kernel", action="store_true", help="compute windows in Python, not with the bundle's compiled kernel"
+    )
+    p_run.add_argument(
         "--silent-after",
         type=_seconds,
         default=DEFAULT_SILENT_AFTER_S,
@@ -187,7 +190,7 @@ def _run(args):
 
         metrics = Metrics(args.metrics_textfile, args.metrics_port)
     run(args.bundle, args.input, args.output, args.stats_every, args.state_dir, args.journal, args.trusted_keys,
-        silent_after=args.silent_after, publisher=publisher, metrics=metrics)  # fmt: skip
+        silent_after=args.silent_after, publisher=publisher, metrics=metrics, kernel=not args.no_kernel)  # fmt: skip
     return 0
 
 

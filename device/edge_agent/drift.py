@@ -83,7 +83,12 @@ class DriftMonitor:
         for i, (cut, p) in enumerate(zip(section["edges"], section["probs"])):
             self.edges[i, : len(cut)] = cut
             self.expected[i, : len(p)] = p
-        self.ring = np.zeros((self.window, len(self.names)), dtype=np.int16)
+        # The last samples, and their bins: binned in one go at each check, only those not binned yet, and
+        # counted as they come and go (a check costs O(check_every x features), not O(window x features)).
+        self.ring = np.zeros((self.window, len(self.names)))
+        self.bins = np.zeros((self.window, len(self.names)), dtype=np.int64)
+        self.binned = 0
+        self.counts = np.zeros(self.expected.size, dtype=np.int64)
         self.offsets = np.arange(len(self.names)) * self.expected.shape[1]  # feature i's bins in a flat count
         self.seen = 0
         self.drifting = set()
@@ -93,15 +98,23 @@ class DriftMonitor:
 
     def observe(self, x):
         """Add one preprocessed sample (F,); return a list of drift records (usually empty)."""
-        self.ring[self.seen % self.window] = (x[:, None] >= self.edges).sum(axis=1)  # NaN: bin 0
+        self.ring[self.seen % self.window] = x
         self.seen += 1
         if self.seen < self.window or self.seen % self.every:
             return []
         return self._check_psi()
 
     def _check_psi(self):
-        counts = np.bincount((self.ring + self.offsets).ravel(), minlength=self.expected.size)
-        values = psi(self.expected, counts.reshape(self.expected.shape) / self.window)
+        first = max(self.binned, self.seen - self.window)
+        rows = np.arange(first, self.seen) % self.window
+        size = self.expected.size
+        replaced = rows[np.arange(first, self.seen) - self.window >= 0]  # slots whose earlier sample leaves
+        if self.binned:
+            self.counts -= np.bincount((self.bins[replaced] + self.offsets).ravel(), minlength=size)
+        self.bins[rows] = (self.ring[rows][:, :, None] >= self.edges).sum(axis=2)  # NaN: bin 0
+        self.counts += np.bincount((self.bins[rows] + self.offsets).ravel(), minlength=size)
+        self.binned = self.seen
+        values = psi(self.expected, self.counts.reshape(self.expected.shape) / self.window)
         over = {self.names[i]: round(float(values[i]), 4) for i in np.flatnonzero(values > self.threshold)}
         # Hysteresis: a feature clears only below half the threshold, so one noisy check cannot flap.
         cleared = {n for n in self.drifting if values[self.names.index(n)] < self.threshold / 2}

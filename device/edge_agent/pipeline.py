@@ -6,7 +6,7 @@ I/O beyond a cheap RSS read every few hundred windows.
 
 import time
 
-from edge_agent import metrics, preprocess
+from edge_agent import kernel, metrics, preprocess
 from edge_agent.drift import DriftMonitor
 from edge_agent.manifest import alarm_of, task_of
 from edge_agent.runtimes import load_stage
@@ -20,16 +20,25 @@ RSS_EVERY = 256  # windows between RSS reads
 class Pipeline:
     """Everything the agent needs to turn sample lines into prediction records."""
 
-    def __init__(self, bundle_dir, manifest, stages=None, max_streams=1024):
+    def __init__(self, bundle_dir, manifest, stages=None, max_streams=1024, kernel=True):
+        """kernel: compute windows with the compiled kernel of the bundle's tree library where it has one
+        for this arch (False: always the Python reference, windows.py)."""
         spec = manifest["input"]
-        prep = manifest["preprocessing"]
         self.manifest = manifest
-        self.prep = preprocess.Preprocessor(prep, spec["features"])
-        self.parser = SampleParser(spec, imputable=prep.get("impute", {}), settings=self.prep.setting_fields)
-        self.windows = window_set(manifest, max_streams)
         self.stages = stages if stages is not None else [load_stage(bundle_dir, s) for s in manifest["stages"]]
+        self.windows = window_set(manifest, max_streams, kernel_library(self.stages) if kernel else None)
+        self.prep = self.windows.prep
+        imputable = manifest["preprocessing"].get("impute", {})
+        self.parser = SampleParser(spec, imputable=imputable, settings=self.prep.setting_fields)
         self.specs = manifest["stages"]
         self.first = 1 if self.stages and self.stages[0] is None else 0  # sees every window (1: stage 1 failed)
+        first = self.stages[self.first] if self.stages else None
+        lib = getattr(self.windows, "lib", None)
+        # The first stage takes its windows straight from the kernel in its own library: one call per window.
+        self.fused = bool(lib and self.specs[self.first]["input"] == "features" and hasattr(first, "fuses")
+                          and first.fuses(lib))  # fmt: skip
+        if self.fused:
+            self.windows.fuse(first.output_at)  # each step that completes a window predicts in the same call
         # Two stages: stage 1 answers unless its score falls in [low, high), then stage 2 does.
         self.cascade = manifest.get("cascade")
         self.task = task_of(manifest)
@@ -41,13 +50,15 @@ class Pipeline:
         self.seq = 0
         self._rss = rss_kb()
 
-    def handle(self, text, source=0):
+    def handle(self, text, source=0, arrived_ns=None):
         """Process one stripped line of a source (a TCP connection has its own header line); return a
         prediction record or None (window not full, or a header line).
+        arrived_ns: when the line was complete in the input buffer (perf_counter_ns; default: now).
 
         Raises SampleError for a bad line, before any state changes.
         """
         t0 = time.perf_counter_ns()
+        arrived = arrived_ns or t0
         sample = self.parser.parse(text, source)
         if sample is None:  # a CSV header line
             return None
@@ -55,7 +66,7 @@ class Pipeline:
         window = self._push(sample)
         if window is None:
             return None
-        x = _stage_input(self.specs[self.first], window)
+        x = None if self.fused else _stage_input(self.specs[self.first], window)  # fused: predicted in _push
         t2 = time.perf_counter_ns()
         spec, out, degraded = self._answer(window, self.first, x)
         t3 = time.perf_counter_ns()
@@ -65,6 +76,7 @@ class Pipeline:
         self.seq += 1
         if self.seq % RSS_EVERY == 0:
             self._rss = rss_kb()
+        t4 = time.perf_counter_ns()
         rec = record(
             "prediction",
             seq=self.seq,
@@ -73,10 +85,11 @@ class Pipeline:
             **answer,
             stage=spec["name"],
             latency_us={
+                "wait": (t0 - arrived) / 1000,
                 "parse": (t1 - t0) / 1000,
                 "features": (t2 - t1) / 1000,
                 "inference": (t3 - t2) / 1000,
-                "total": (t3 - t0) / 1000,
+                "total": (t4 - arrived) / 1000,
             },
             rss_kb=self._rss,
         )
@@ -85,8 +98,11 @@ class Pipeline:
         return rec
 
     def _answer(self, window, first, x):
-        """(spec of the answering stage, its score, why degraded or None); x is stage `first`'s input."""
-        spec, score = self.specs[first], self.stages[first].predict(x)
+        """(spec of the answering stage, its score, why degraded or None); x is stage `first`'s input (None:
+        the stage reads the window from the kernel itself)."""
+        stage = self.stages[first]
+        score = stage.predict(x) if x is not None else stage.last_output()
+        spec = self.specs[first]
         if first == 1:  # stage 1 could not load: stage 2 answers every window
             return spec, score, f"stage {self.specs[0]['name']} unavailable"
         if self.cascade and self.cascade["low"] <= score < self.cascade["high"]:
@@ -122,14 +138,14 @@ class Pipeline:
     def _push(self, sample):
         """Add a sample to its stream's window; return the window if one is complete."""
         window = self.windows.get(sample.stream)
-        if not window.enter(sample.time):
+        status, x = self.windows.step(window, sample.values, sample.settings, sample.time)
+        if status < 0:
             raise _stale(sample, window.time)  # repeated or out of order: the window stays as it was
         if self.watch:
             self.watch.seen(sample.stream)
-        x = self.prep.apply(sample.values, sample.settings)
         if self.drift:
             self.events += self.drift.observe(x)
-        return window if window.push(x, sample.time) else None
+        return window if status else None
 
 
 def outcome(task, out, threshold, classes=None, alarm="above"):
@@ -150,9 +166,19 @@ def outcome(task, out, threshold, classes=None, alarm="above"):
     return {"prediction": int(out >= threshold), "score": out}
 
 
-def window_set(manifest, max_streams):
-    """The per-stream windows a manifest asks for (host and board build them here)."""
-    return WindowSet(plan_of(manifest), max_streams)
+def window_set(manifest, max_streams, lib=None):
+    """The per-stream windows a manifest asks for (host and board build them here): computed by the
+    window kernel in lib (a ctypes.CDLL) when it has one, else by the Python reference."""
+    prep = preprocess.Preprocessor(manifest["preprocessing"], manifest["input"]["features"])
+    if lib is not None and kernel.has_kernel(lib):
+        return kernel.KernelWindows(lib, plan_of(manifest), prep, max_streams)
+    return WindowSet(plan_of(manifest), prep, max_streams)
+
+
+def kernel_library(stages):
+    """The loaded tree library of a stage, which carries the window kernel in bundles built since it came."""
+    libs = [getattr(stage, "lib", None) for stage in stages if stage is not None]
+    return next((lib for lib in libs if lib is not None and kernel.has_kernel(lib)), None)
 
 
 def plan_of(manifest):

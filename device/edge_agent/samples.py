@@ -75,6 +75,23 @@ def iso_seconds(token, name):
     return when.timestamp()
 
 
+_NO_SETTINGS = np.zeros(0)
+_NOT_PLAIN = re.compile(r"[^0-9eE.+\- \t]")  # what a plain decimal number in a CSV field holds at most
+
+
+def _finite_numbers(tokens, indices):
+    """The fields at indices as float64 when every one is a plain finite decimal number (the common
+    case, read in one go); else None, and the field-by-field path says what is wrong."""
+    try:
+        fields = [tokens[i] for i in indices]
+        if _NOT_PLAIN.search("".join(fields)):
+            return None
+        values = np.array(fields, dtype=np.float64)
+    except ValueError:  # an empty field, or text
+        return None
+    return values if np.isfinite(values).all() else None
+
+
 def is_number(token):
     """True when float() reads the token (the header test: a header line holds no number)."""
     try:
@@ -141,6 +158,9 @@ class SampleParser:
             raise SampleError("field-count", f"expected {width} fields, got {len(tokens)}")
         stream = tokens[stream_i].strip() if stream_i is not None else ONE_STREAM
         time = self._time(tokens[time_i]) if time_i is not None else self._arrival()
+        values = _finite_numbers(tokens, feature_i)
+        if values is not None and not setting_i and stream:
+            return Sample(stream, time, values, _NO_SETTINGS)
         values = [self._number(tokens[i], name, missing_ok=True) for i, name in zip(feature_i, self.features)]
         settings = [self._number(tokens[i], name) for i, name in zip(setting_i, self.settings)]
         return self._sample(stream, time, values, settings)

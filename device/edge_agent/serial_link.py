@@ -53,6 +53,7 @@ class SerialLink:
         self.current = None  # (seq, stream, line) of the sample being processed
         self.sent_upto = self.journal.acked  # highest record seq sent at least once
         self.last_progress = time.monotonic()
+        self.arrived_ns = 0
         self.dropped_told = None
         self._since_ack = 0
 
@@ -64,6 +65,10 @@ class SerialLink:
         pass  # records are committed with their sample, when the sample is done
 
     # --- the source side ---------------------------------------------------------------
+    def arrived(self):
+        """When the current sample's frame was complete in the input buffer (perf_counter_ns)."""
+        return self.arrived_ns
+
     def lines(self, tick=1.0):
         """Sample lines in session order, None on idle ticks; each resume commits the last sample."""
         while True:
@@ -79,6 +84,7 @@ class SerialLink:
                     yield None
                 continue
             data = read_port(self.fd)
+            self.arrived_ns = time.perf_counter_ns()
             if not data:  # readable but nothing: the far end of a pty is closed
                 time.sleep(0.05)
                 continue

@@ -63,11 +63,12 @@ class LineSplitter:
                 return []  # could still be a byte order mark
             self.started = True
             data, self.buffer = self.buffer[len(BOM) :] if self.buffer.startswith(BOM) else self.buffer, b""
-        self.buffer += data
-        out = []
-        while True:
-            end = self.buffer.find(b"\n")
+        buffer = self.buffer + data if self.buffer else data
+        out, start = [], 0
+        while True:  # each line sliced once; the rest of the chunk is never copied line by line
+            end = buffer.find(b"\n", start)
             if end < 0:
+                self.buffer = buffer[start:]
                 if len(self.buffer) > self.max_bytes and not self.skipping:
                     self.skipping = True
                     self.number += 1
@@ -75,7 +76,7 @@ class LineSplitter:
                 if self.skipping:
                     self.buffer = b""
                 return out
-            line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
+            line, start = buffer[start:end], end + 1
             if self.skipping:
                 self.skipping = False
                 continue
@@ -107,27 +108,38 @@ class LineSplitter:
 
 class InputCounters:
     """Reads of a source, and how many found at least a full read (CHUNK) already queued: a sign
-    that the producer was ahead of the agent (always, for a file) and, with the queue full, waiting."""
+    that the producer was ahead of the agent (always, for a file) and, with the queue full, waiting.
+    arrived_ns: when the last read returned (perf_counter_ns): the lines it completed were whole then."""
 
     def __init__(self):
         self.reads = 0
         self.backlogged = 0
+        self.arrived_ns = 0
+
+    def count(self, data):
+        self.arrived_ns = time.perf_counter_ns()
+        self.reads += 1
+        self.backlogged += len(data) == CHUNK
 
     def stats(self):
         """The `input` field of the stats records."""
         return {"input": {"policy": BACKPRESSURE, "reads": self.reads, "backlogged": self.backlogged}}
 
 
+def _ready(readers, timeout):
+    return select.select(readers, [], [], timeout)[0]
+
+
 def _lines(read, fileobj, splitter, tick, counters):
-    """Lines from one stream until its end; None whenever `tick` seconds pass with nothing to read."""
+    """Lines from one stream until its end; None when nothing more is there for now, and every `tick`
+    seconds while nothing comes."""
     while True:
-        ready, _, _ = select.select([fileobj], [], [], tick)
-        if not ready:
-            yield None
-            continue
+        if not _ready([fileobj], 0):
+            yield None  # nothing more for now: the agent writes what waits
+            while not _ready([fileobj], tick):
+                yield None
         data = read()
-        counters.reads += 1
-        counters.backlogged += len(data) == CHUNK
+        counters.count(data)
         if not data:
             yield from splitter.finish()
             return
@@ -141,6 +153,10 @@ class FdSource:
         self.fd, self.name = fd, name
         self.counters = InputCounters()
         self.stats = self.counters.stats
+
+    def arrived(self):
+        """When the current line was complete in the input buffer (perf_counter_ns)."""
+        return self.counters.arrived_ns
 
     def lines(self, tick=1.0):
         yield from _lines(lambda: os.read(self.fd, CHUNK), self.fd, LineSplitter(), tick, self.counters)
@@ -167,6 +183,10 @@ class TcpSource:
         self.clients = {"accepted": 0, "refused": 0, "reset": 0, "timed_out": 0, "open": 0}
         self.number = 0
 
+    def arrived(self):
+        """When the current line was complete in the input buffer (perf_counter_ns)."""
+        return self.counters.arrived_ns
+
     def stats(self):
         """The `input` field of the stats records, with the senders' counts."""
         got = self.counters.stats()
@@ -177,11 +197,12 @@ class TcpSource:
         conns = {}  # socket -> [splitter, time of its last complete line or of the connection]
         try:
             while True:
-                ready, _, _ = select.select([self.server, *conns], [], [], tick)
+                ready = _ready([self.server, *conns], 0)
                 if not ready:
-                    yield from self._expire(conns)
-                    yield None
-                    continue
+                    yield None  # nothing more for now: the agent writes what waits
+                    while not (ready := _ready([self.server, *conns], tick)):
+                        yield from self._expire(conns)
+                        yield None
                 for sock in ready:
                     if sock is self.server:
                         self._accept(conns)
@@ -218,8 +239,7 @@ class TcpSource:
         except OSError:  # reset by the peer (SO_LINGER 0) or similar: that sender only
             self.clients["reset"] += 1
             return self._close(sock, conns)
-        self.counters.reads += 1
-        self.counters.backlogged += len(data) == CHUNK
+        self.counters.count(data)
         if not data:
             return self._close(sock, conns)
         got = [(*line, source) for line in splitter.feed(data)]

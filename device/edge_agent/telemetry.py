@@ -32,9 +32,12 @@ def record(kind, **fields):
     return {"type": kind, "v": RECORD_VERSION, **fields}
 
 
+encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for every record: built once
+
+
 def write_record(out, rec):
-    out.write(json.dumps(rec, separators=(",", ":")) + "\n")
-    out.flush()
+    """One record as a JSON line (the caller flushes)."""
+    out.write(encode(rec) + "\n")
 
 
 class Stats:
@@ -49,14 +52,16 @@ class Stats:
         self.keep = keep
         self.stage_us = {}  # stage -> recent per-window latencies of the windows it answered
 
-    def add_prediction(self, rec):
+    def add_prediction(self, stage):
         self.windows += 1
-        stage, total = rec["stage"], rec["latency_us"]["total"]
         self.by_stage[stage] += 1
-        self.total_us.append(total)
+
+    def add_latency(self, stage, us):
+        """A prediction's latency: its line complete in the input buffer -> its record written."""
+        self.total_us.append(us)
         if stage not in self.stage_us:
             self.stage_us[stage] = deque(maxlen=self.keep)
-        self.stage_us[stage].append(total)
+        self.stage_us[stage].append(us)
 
     def add_error(self, reason):
         self.errors[reason] += 1

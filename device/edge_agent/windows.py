@@ -125,8 +125,8 @@ class StreamWindow:
         if self.first_time is None:
             self.first_time = time
         self.time = time
-        if len(plan.weights):
-            x = np.concatenate((x, plan.weights @ x))
+        if len(plan.weights):  # a sum per row, not `@`: BLAS sums in an order the C kernel cannot follow
+            x = np.concatenate((x, (plan.weights * x).sum(axis=1)))
         t = self.count  # samples before this one
         for k, (s, s2, six) in self.sums.items():
             if t < k:
@@ -174,7 +174,7 @@ class StreamWindow:
         last = self._last(k)
         sums[0][:] = last.sum(axis=0)
         sums[1][:] = (last * last).sum(axis=0)
-        sums[2][:] = np.arange(k) @ last
+        sums[2][:] = (np.arange(k)[:, None] * last).sum(axis=0)  # row by row, as the C kernel sums
 
     def features(self):
         """The features (plan.n_features,): per channel group, grouped by channel, then the time."""
@@ -249,16 +249,34 @@ class StreamWindow:
 
 
 class WindowSet:
-    """The StreamWindow of every stream, bounded: the least recently seen is evicted (with its history)."""
+    """The StreamWindow of every stream, bounded: the least recently seen is evicted (with its history).
+    prep: the preprocess.Preprocessor that `push` applies to a sample's raw values."""
 
-    def __init__(self, plan, max_streams=1024):
-        self.plan = plan
+    def __init__(self, plan, prep, max_streams=1024):
+        self.plan, self.prep = plan, prep
         self.length, self.stride, self.n_columns = plan.length, plan.stride, plan.n_columns
         self.max_streams = max_streams
         self.streams = OrderedDict()
         self.evicted = 0
 
     def get(self, stream):
-        window, gone = touch(self.streams, stream, lambda: StreamWindow(self.plan), self.max_streams)
+        window, gone = touch(self.streams, stream, self._new, self.max_streams)
         self.evicted += gone
         return window
+
+    def _new(self):
+        return StreamWindow(self.plan)
+
+    def push(self, window, values, settings, time):
+        """Preprocess one sample's raw values and push them into its window (after `window.enter(time)`);
+        (True when a window is complete, the preprocessed values)."""
+        x = self.prep.apply(values, settings)
+        return window.push(x, time), x
+
+    def step(self, window, values, settings, time):
+        """enter, then push: (-1 stale and nothing changed, or 0 pushed, or 1 a window is complete; the
+        preprocessed values, None when stale)."""
+        if not window.enter(time):
+            return -1, None
+        done, x = self.push(window, values, settings, time)
+        return int(done), x

@@ -74,14 +74,26 @@ def csv_label_lookup(path, manifest):
     return lookup
 
 
+def service_us(rec):
+    """A window's own time: its parse start -> its record built (`total` less the `wait` behind the lines
+    read with it; records before the wait was measured have none)."""
+    lat = rec["latency_us"]
+    return lat["total"] - lat.get("wait", 0.0)
+
+
 def latency(records):
-    """p50/p90/p99 of each latency step over the agent's prediction records, and peak RSS."""
+    """p50/p90/p99 of each latency step over the agent's prediction records (and `service`: service_us),
+    and peak RSS."""
     preds = predictions(records)
     steps = preds[0]["latency_us"].keys() if preds else ()
+    per_step = {step: percentiles([r["latency_us"][step] for r in preds]) for step in steps}
+    if preds:
+        per_step["service"] = percentiles([service_us(r) for r in preds])
     return {
         "windows": len(preds),
-        "latency_us": {step: percentiles([r["latency_us"][step] for r in preds]) for step in steps},
+        "latency_us": per_step,
         "mean_total_us": round(sum(r["latency_us"]["total"] for r in preds) / len(preds), 1) if preds else None,
+        "mean_service_us": round(sum(service_us(r) for r in preds) / len(preds), 1) if preds else None,
         "rss_kb_max": max((r["rss_kb"] for r in records if "rss_kb" in r), default=None),
         "errors": sum(1 for r in records if r.get("type") == "error"),
     }

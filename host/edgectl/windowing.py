@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_agent.pipeline import window_set
-from edge_agent.preprocess import Preprocessor
 from edge_agent.samples import Sample, field_text
+from edge_convert.kernel import host_kernel
 from edgectl.errors import EdgectlError
 
 
@@ -44,22 +44,22 @@ def make_windows(rows, spec, keep_raw=True):
     return sample_windows(samples, spec, keep_raw)
 
 
-def sample_windows(samples, spec, keep_raw=True):
+def sample_windows(samples, spec, keep_raw=True, lib=None):
     """Push parsed samples (the agent's Sample) through the manifest's preprocessing and per-stream
     windows, in order, as the board does: a sample whose time is not after its stream's last is skipped,
-    one whose time goes back to its stream's start restarts the stream."""
-    prep = Preprocessor(spec["preprocessing"], spec["input"]["features"])
+    one whose time goes back to its stream's start restarts the stream. lib: the window kernel's library
+    (ctypes.CDLL; default: this host's build, edge_convert.kernel), False for the Python reference."""
     win = spec["window"]
-    windows = window_set(spec, max_streams=1 << 30)
+    windows = window_set(spec, 1 << 30, host_kernel() if lib is None else lib or None)
     feats, raws, streams, times, index, all_x = [], [], [], [], [], []
     n_cols = len(spec["input"]["features"])
     for i, sample in enumerate(samples):
         window = windows.get(sample.stream)
         if not window.enter(sample.time):
             continue  # the agent's stale-time error: the window stays as it was
-        x = prep.apply(sample.values, sample.settings)
-        all_x.append(x)
-        if window.push(x, sample.time):
+        done, x = windows.push(window, sample.values, sample.settings, sample.time)
+        all_x.append(x.copy())  # the kernel's buffer is reused for the next sample
+        if done:
             feats.append(window.features())
             if keep_raw:
                 raws.append(window.raw())

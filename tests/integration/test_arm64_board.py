@@ -4,6 +4,8 @@ aarch64 streaming the FD001 test set, predictions equal to the host's."""
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +65,45 @@ def test_tree_bundle_cross_built_for_rpi4_serves_fd001_on_aarch64(target, fd001,
 
     _, test = fd001
     records = runner.stream_file(target, test.path)
-    assert records[0]["arch"] == "aarch64"
+    assert records[0]["arch"] == "aarch64" and records[0]["windows"] == "kernel"
     manifest = json.loads((out / "manifest.json").read_text())
     windows = make_windows(test.rows, manifest, keep_raw=False)
     host = trees.library_scores(out / manifest["stages"][0]["libs"]["x86_64"], windows.features)
     assert np.max(np.abs(agent_scores(records, windows) - host)) <= 1e-6
+
+
+WINDOW_FEATURES = """
+import sys
+import numpy as np
+from edge_agent.manifest import load_bundle
+from edge_agent.pipeline import Pipeline
+bundle = sys.argv[1]
+pipeline = Pipeline(bundle, load_bundle(bundle))
+assert type(pipeline.windows).__name__ == "KernelWindows", type(pipeline.windows)
+rows = []
+for line in sys.stdin:
+    sample = pipeline.parser.parse(line.strip())
+    window = pipeline.windows.get(sample.stream)
+    if window.enter(sample.time) and pipeline.windows.push(window, sample.values, sample.settings, sample.time)[0]:
+        rows.append(window.features())
+sys.stdout.buffer.write(np.array(rows).tobytes())
+"""
+
+
+def test_the_window_kernel_on_aarch64_gives_the_hosts_features_bit_for_bit(target, fd001, rpi4_build):
+    """The kernel cross-compiled into the rpi4 bundle's aarch64 library, run under qemu on the board,
+    against the host's build of the same source: every feature of every window, exactly."""
+    out, _ = rpi4_build
+    edgectl_json("deploy", str(out), str(target), "--offline", "--json", "-q")
+    lines = "".join(Path(fd001[1].path).read_text().splitlines(keepends=True)[:3000]).encode()
+    argv = ["env", f"PYTHONPATH={target.agent_link}", target.agent_python, "-c", WINDOW_FEATURES,
+            f"{target.home}/current"]  # fmt: skip
+    proc = target.popen(argv, subprocess.PIPE)
+    board, err = proc.communicate(lines, timeout=1800)
+    assert proc.returncode == 0, err.decode()
+    host = subprocess.run([sys.executable, "-c", WINDOW_FEATURES, str(out)], input=lines, capture_output=True)
+    assert host.returncode == 0, host.stderr.decode()
+    assert len(board) == len(host.stdout) > 2000 * 8 and board == host.stdout
 
 
 def test_int8_bundle_serves_fd001_on_aarch64_within_the_manifest_tolerance(target, fd001, tmp_path_factory):

@@ -26,7 +26,7 @@ def test_agent_serves_the_test_split_with_a_record_per_window(xgb_build, synthet
     assert len(preds) == expected == final["windows"]
     assert [r["seq"] for r in preds] == list(range(1, expected + 1))
     for r in preds[:50]:
-        assert set(r["latency_us"]) == {"parse", "features", "inference", "total"}
+        assert set(r["latency_us"]) == {"wait", "parse", "features", "inference", "total"}
         assert r["rss_kb"] > 0 and 0.0 <= r["score"] <= 1.0
         assert r["prediction"] == int(r["score"] >= xgb_build.manifest["stages"][0]["threshold"])
     stats = [r for r in recs if r["type"] == "stats"]

@@ -91,8 +91,11 @@ def test_windows_in_the_band_are_answered_by_stage_2_and_the_rest_by_stage_1(cas
     assert records[-1]["windows_by_stage"] == {"xgboost": len(preds) - escalated, "conv1d": escalated}
     by_stage = records[-1]["latency_us_by_stage"]
     for stage in ("xgboost", "conv1d"):
+        # Each window's written latency runs past its record's total (the encoding and the batch's write),
+        # so every percentile of the stage's written latencies is at least the same percentile of its totals.
         mine = [r["latency_us"]["total"] for r in preds if r["stage"] == stage]
-        assert by_stage[stage]["p50"] == round(float(np.percentile(mine, 50)), 1)
+        for q in (50, 90, 99):
+            assert by_stage[stage][f"p{q}"] >= round(float(np.percentile(mine, q)), 1) - 0.1
     assert set(records[0]["self_test"]["max_abs_diff"]) == {"xgboost", "conv1d"}
     again = [r for r in serve(cascade_dir, test.path) if r["type"] == "prediction"]
     assert [(r["stage"], r["score"]) for r in again] == [(r["stage"], r["score"]) for r in preds]  # deterministic

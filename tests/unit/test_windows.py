@@ -38,7 +38,7 @@ def test_time_feature_is_last_and_named():
 
 
 def test_window_set_is_bounded_and_evicts_the_least_recent_stream():
-    windows = WindowSet(Plan(4, 1, 1), max_streams=3)
+    windows = WindowSet(Plan(4, 1, 1), None, max_streams=3)
     for stream in ["a", "b", "c", "a", "d"]:
         windows.get(stream)
     assert list(windows.streams) == ["c", "a", "d"]

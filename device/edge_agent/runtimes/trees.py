@@ -63,6 +63,19 @@ class TreeStage:
         self._score_ptr = self._score.ctypes.data
         self.lib = lib
 
+    def fuses(self, lib):
+        """Whether this stage can take a window straight from the kernel in `lib`: its own library, fused."""
+        return lib is self.lib and hasattr(lib, "edge_window_step_predict")
+
+    @property
+    def output_at(self):
+        """The address of the buffer the model's outputs land in (kernel.KernelWindows.fuse)."""
+        return self._score_ptr
+
+    def last_output(self):
+        """The model's output last written to that buffer: a float, or a list with several outputs."""
+        return float(self._score[0]) if self.n_outputs == 1 else self._score.tolist()
+
     def predict(self, features):
         """The model's output for one feature row (float64 or float32): a float, or a list with several outputs."""
         self._row[:] = features

@@ -119,8 +119,8 @@ def _fold_row(k, bundle_dir, records, y_test, test_rows):
         "recall": scores["recall"],
         "features": info["features"],
         "bundle_kb": (info["archive_bytes"] or info["bundle_bytes"]) / 1024,
-        "p50_us": lat["latency_us"]["total"]["p50"],
-        "p99_us": lat["latency_us"]["total"]["p99"],
+        "p50_us": lat["latency_us"]["service"]["p50"],
+        "p99_us": lat["latency_us"]["service"]["p99"],
         "errors": lat["errors"],
     }
 

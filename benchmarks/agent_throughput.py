@@ -1,0 +1,210 @@
+"""The agent end to end (input file -> records file) beside a plain C program doing the same work on the
+same file with the same bundle library (the limit), in one run.
+
+    python benchmarks/agent_throughput.py [--data ../shared/datasets/cmapss] [--no-int8] [--json]
+
+Bundles, trained on C-MAPSS FD001 (synthetic data where it is missing): XGBoost at stride 1 and at
+stride 10, and a Conv1D INT8 (TFLite) at stride 1 (--no-int8 leaves it out: its training takes minutes).
+Each tree bundle runs with its compiled window kernel and with the Python reference (--no-kernel),
+each with its drift monitor and without (a copy of the bundle without the manifest's drift section).
+
+  samples/s    samples over the agent's serving time (its wall time minus its start-up, measured on an
+               empty input: imports, checksums, self-test), the median of --repeat runs (default 5)
+  per CPU-s    the same over its CPU time (user + system, less start-up): what a busy machine disturbs least
+  service p*   per window, the line's parse start -> its record ready (latency_us.total - wait)
+  vs C         the C program's samples/s over the agent's
+A paced run then sends the file over TCP at --rate samples/s (below capacity, as a sensor would) and
+reports the agent's own end-to-end figure: each line complete in the input buffer -> its record
+written (the stats record's latency_us), p50/p90/p99.
+"""
+
+import argparse
+import json
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from harness import DEFAULT_DATA, HERE, load_data
+
+from edge_agent.kernel import plan_arrays
+from edge_agent.manifest import load_bundle, write_manifest
+from edge_agent.pipeline import plan_of
+from edge_agent.preprocess import Preprocessor
+from edge_agent.runtimes.trees import board_arch
+from edge_agent.telemetry import percentiles
+from edgectl.console import emit, table
+from edgectl.recipes import cmapss as recipe
+
+COLUMNS = [("bundle", "bundle", ""), ("windows", "windows", "d"), ("drift", "drift", ""),
+           ("samples_per_s", "samples/s", ",d"), ("samples_per_cpu_s", "per CPU-s", ",d"),
+           ("p50", "service p50 µs", ".1f"), ("p90", "p90", ".1f"),
+           ("p99", "p99", ".1f"), ("x_c", "C / agent", ".1f")]  # fmt: skip
+PACED_COLUMNS = [("bundle", "bundle", ""), ("rate", "sent/s", ",.0f"), ("samples", "samples", "d"),
+                 ("p50", "line->written p50 µs", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]  # fmt: skip
+AGENT = [sys.executable, "-m", "edge_agent", "run"]
+
+
+def without_drift(bundle_dir, out):
+    """A copy of the bundle whose manifest has no drift section (a new bundle id, as the manifest says)."""
+    shutil.copytree(bundle_dir, out)
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    manifest.pop("drift", None)
+    write_manifest(out, manifest)
+    return out
+
+
+def _timed(argv, stdout):
+    """(wall seconds, CPU seconds) of one agent run."""
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(argv, stdout=stdout, check=True)
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+
+
+def agent_file_runs(configs, data, work, repeat=5):
+    """Each config {"bundle", "extra"} from the file to a records file, `repeat` rounds with the configs taken in
+    turn (this machine's speed wanders: side by side, each round, is what compares): per config (median serving
+    wall seconds, median serving CPU seconds, its records). Serving: a run less the median of its runs on an
+    empty input (start-up: imports, checksums, self-test)."""
+    empty = Path(work) / "empty.txt"
+    empty.write_text("")
+    argvs = [[*AGENT, *c["extra"], "--bundle", str(c["bundle"]), "--input"] for c in configs]
+    outs = [Path(work) / f"records-{i}.jsonl" for i in range(len(configs))]
+    starts, runs = [[] for _ in configs], [[] for _ in configs]
+    for _ in range(repeat):
+        for i, argv in enumerate(argvs):
+            starts[i].append(_timed([*argv, str(empty)], subprocess.DEVNULL))
+            with open(outs[i], "w") as sink:
+                runs[i].append(_timed([*argv, str(data)], sink))
+    got = []
+    for i in range(len(configs)):
+        wall = np.median([w for w, _ in runs[i]]) - np.median([w for w, _ in starts[i]])
+        cpu = np.median([c for _, c in runs[i]]) - np.median([c for _, c in starts[i]])
+        records = [json.loads(line) for line in outs[i].read_text().splitlines()]
+        got.append((max(wall, 1e-9), max(cpu, 1e-9), records))
+    return got
+
+
+def c_limit(bundle_dir, data, work, repeat=5):
+    """The C program on the same file: (samples/s, per-window µs), or None for a bundle without a tree library."""
+    manifest = load_bundle(bundle_dir)
+    libs = manifest["stages"][0].get("libs")
+    if not libs:
+        return None
+    exe = Path(work) / "agent_limit"
+    if not exe.exists():
+        subprocess.run(["gcc", "-O2", "-o", str(exe), str(HERE / "c" / "agent_limit.c"), "-ldl"], check=True)
+    ints, reals = plan_arrays(plan_of(manifest), Preprocessor(manifest["preprocessing"], manifest["input"]["features"]))
+    ints.tofile(Path(work) / "plan.i64")
+    reals.tofile(Path(work) / "plan.f64")
+    fields = manifest["input"]["fields"]
+    settings = (manifest["preprocessing"].get("conditions") or {}).get("fields", [])
+    out = Path(work) / "c-records.jsonl"
+    argv = [str(exe), str(Path(bundle_dir) / libs[board_arch()]), str(Path(work) / "plan.i64"),
+            str(Path(work) / "plan.f64"), str(data), str(out), str(fields.index(manifest["input"]["stream_field"])),
+            str(fields.index(manifest["input"]["time_field"])), str(len(fields)),
+            *[str(fields.index(f)) for f in manifest["input"]["features"]], "--",
+            *[str(fields.index(f)) for f in settings]]  # fmt: skip
+    runs = [json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout) for _ in range(repeat)]
+    lat = np.fromfile(str(out) + ".lat", dtype=np.float64) / 1000
+    rate = float(np.median([got["samples"] / got["seconds"] for got in runs]))
+    return {"samples_per_s": rate, "windows": runs[0]["windows"], "lat": lat}
+
+
+def row(name, drift, seconds, cpu, records, n_samples):
+    preds = [r for r in records if r["type"] == "prediction"]
+    service = np.array([r["latency_us"]["total"] - r["latency_us"].get("wait", 0.0) for r in preds])
+    return {"bundle": name, "windows": len(preds), "drift": drift, "samples_per_s": round(n_samples / seconds),
+            "samples_per_cpu_s": round(n_samples / cpu), **percentiles(service)}  # fmt: skip
+
+
+def paced(bundle_dir, data, rate, work):
+    """Send the file's lines over TCP at `rate` samples/s; the agent's final stats latency_us (line complete
+    in its input buffer -> record written)."""
+    port, records = _free_port(), Path(work) / "paced.jsonl"
+    with open(records, "w") as sink:  # a file: a pipe nobody reads while sending would stop the agent
+        proc = subprocess.Popen([*AGENT, "--bundle", str(bundle_dir), "--input", f"tcp:127.0.0.1:{port}"],
+                                stdout=sink, stderr=subprocess.DEVNULL)  # fmt: skip
+    while records.stat().st_size == 0:  # the start record: listening
+        time.sleep(0.01)
+    lines = Path(data).read_bytes().splitlines(keepends=True)
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        t0 = time.perf_counter()
+        for i, line in enumerate(lines):
+            while time.perf_counter() < t0 + i / rate:
+                pass  # a paced sensor: busy-wait, sleep() is too coarse at these rates
+            conn.sendall(line)
+    time.sleep(0.5)
+    proc.terminate()
+    proc.wait(timeout=60)
+    final = [json.loads(line) for line in records.read_text().splitlines() if '"final":true' in line][-1]
+    if final["samples"] != len(lines):
+        raise SystemExit(f"paced run: the agent served {final['samples']} of {len(lines)} samples")
+    return {"bundle": Path(bundle_dir).name, "rate": rate, "samples": final["samples"], **final["latency_us"]}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--no-int8", action="store_true", help="leave out the Conv1D INT8 bundle")
+    parser.add_argument("--rate", type=float, default=2000.0, help="samples/s of the paced TCP run")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each configuration (the median is shown)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    work = Path(tempfile.mkdtemp(prefix="agent-throughput-"))
+    try:
+        _, train, test = load_data(args.data, work)
+        data, n_samples = test.path, len([ln for ln in test.path.read_text().splitlines() if ln.strip()])
+        bundles = {}
+        for stride in (1, 10):
+            say(f"building XGBoost, stride {stride} ...")
+            bundles[f"xgboost s{stride}"] = recipe.build_bundle(train, "xgboost", work / f"xgb-s{stride}",
+                                                                stride=stride).bundle_dir  # fmt: skip
+        if not args.no_int8:
+            say("building Conv1D INT8, stride 1 (minutes) ...")
+            bundles["conv1d-int8 s1"] = recipe.build_bundle(train, "conv1d", work / "conv1d").bundle_dir
+        rows = []
+        for name, bundle in bundles.items():
+            plain = without_drift(bundle, work / f"{Path(bundle).name}-nodrift")
+            limit = c_limit(bundle, data, work, args.repeat)
+            modes = (("kernel", ()), ("python", ("--no-kernel",))) if limit else (("python", ()),)  # no tree lib
+            configs = [{"windows": windows, "extra": extra, "drift": drift, "bundle": b}
+                       for windows, extra in modes for drift, b in (("on", bundle), ("off", plain))]  # fmt: skip
+            say(f"{name}: {len(configs)} configurations, {args.repeat} rounds ...")
+            for config, (seconds, cpu, records) in zip(configs, agent_file_runs(configs, data, work, args.repeat)):
+                if records[0].get("windows") != config["windows"]:
+                    raise SystemExit(f"{name}: the agent computed windows with {records[0].get('windows')}")
+                got = row(f"{name} ({config['windows']})", config["drift"], seconds, cpu, records, n_samples)
+                got["x_c"] = round(limit["samples_per_s"] / got["samples_per_s"], 1) if limit else None
+                rows.append(got)
+            if limit:
+                rows.append({"bundle": f"{name} (C program)", "windows": limit["windows"], "drift": "off",
+                             "samples_per_s": round(limit["samples_per_s"]), "samples_per_cpu_s": None,
+                             **percentiles(limit["lat"]),
+                             "x_c": 1.0})  # fmt: skip
+        say(f"paced TCP runs at {args.rate:g} samples/s ...")
+        paced_rows = [paced(bundles["xgboost s1"], data, args.rate, work)]
+        result = {"samples": n_samples, "data": str(data), "rows": rows, "paced": paced_rows,
+                  "note": "one core of this machine; the agent and the C program run one after the other"}  # fmt: skip
+        emit(result, args.json, lambda r: table(r["rows"], COLUMNS) + "\n\n" + table(r["paced"], PACED_COLUMNS))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

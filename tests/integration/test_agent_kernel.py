@@ -1,0 +1,90 @@
+"""The agent's answers do not depend on how it computes them: with the bundle's compiled window kernel
+or the Python reference, with records written in large batches (a file) or small ones (a paced pipe),
+every record but its timings is the same, bad lines and drift records included."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgectl.data import synthetic
+
+pytestmark = pytest.mark.slow
+
+
+def agent(bundle, *extra, input_path=None, chunks=None):
+    argv = [sys.executable, "-m", "edge_agent", "run", "--bundle", str(bundle), "--stats-every", "500", *extra]
+    if input_path is not None:
+        out = subprocess.run([*argv, "--input", str(input_path)], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return [json.loads(line) for line in out.stdout.splitlines()]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    out = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # a full pipe would block it
+    reader.start()
+    for chunk in chunks:  # a paced sender: the agent writes what it has whenever the pipe runs dry
+        proc.stdin.write(chunk)
+        proc.stdin.flush()
+        time.sleep(0.01)
+    proc.stdin.close()
+    assert proc.wait(timeout=600) == 0
+    reader.join(timeout=60)
+    return [json.loads(line) for line in out]
+
+
+def answers(records):
+    """Every record without what varies run to run: timings, RSS, input counters, the stats' latencies."""
+    skip = {"latency_us", "rss_kb", "input", "latency_us_by_stage", "self_test", "windows"}
+    return [{k: v for k, v in r.items() if k not in skip} for r in records]
+
+
+@pytest.fixture(scope="module")
+def stream_with_bad_lines(xgb_build, tmp_path_factory):
+    """A synthetic fleet's interleaved stream (fields in the bundle's order) with bad lines every 37th."""
+    fields = xgb_build.manifest["input"]["fields"]
+    rows = synthetic.fleet_stream(100, seed=11, concurrent=40)
+    bad = ["", "1,2,3", "x" * 50, "nan," * (len(fields) - 1) + "nan", "1e999," * len(fields)]
+    lines = [",".join(fields)]
+    for i, row in enumerate(rows[:8000]):
+        lines.append(",".join(repr(float(v)) if j > 1 else str(int(v)) for j, v in enumerate(row[: len(fields)])))
+        if i % 37 == 5:
+            lines.append(bad[i % len(bad)])
+    path = tmp_path_factory.mktemp("stream") / "stream.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_kernel_and_python_windows_give_the_same_records(xgb_build, stream_with_bad_lines):
+    kernel = agent(xgb_build.bundle_dir, input_path=stream_with_bad_lines)
+    python = agent(xgb_build.bundle_dir, "--no-kernel", input_path=stream_with_bad_lines)
+    assert kernel[0]["windows"] == "kernel" and python[0]["windows"] == "python"
+    kinds = {r["type"] for r in kernel}
+    assert {"prediction", "error", "stats"} <= kinds
+    assert sum(r["type"] == "prediction" for r in kernel) > 3000
+    assert answers(kernel) == answers(python)
+
+
+def test_small_batches_from_a_paced_pipe_give_the_same_records_as_a_file(xgb_build, stream_with_bad_lines):
+    text = stream_with_bad_lines.read_text()
+    lines = text.splitlines(keepends=True)
+    chunks = ["".join(lines[i : i + 20]) for i in range(0, len(lines), 20)]  # 2,000 lines/s: well below capacity
+    paced = agent(xgb_build.bundle_dir, chunks=chunks)
+    whole = agent(xgb_build.bundle_dir, input_path=stream_with_bad_lines)
+    assert answers(paced) == answers(whole)
+    final = paced[-1]
+    assert final["final"] and final["latency_us"]["p50"] is not None
+    # a paced sender's lines wait for little but their own service: far less than a 64 KiB read of a file
+    assert final["latency_us"]["p50"] < whole[-1]["latency_us"]["p50"]
+
+
+def test_latency_total_runs_from_the_read_and_covers_the_steps(xgb_build, stream_with_bad_lines):
+    records = agent(xgb_build.bundle_dir, input_path=stream_with_bad_lines)
+    steps = np.array([[r["latency_us"][k] for k in ("wait", "parse", "features", "inference", "total")]
+                      for r in records if r["type"] == "prediction"])  # fmt: skip
+    assert (steps >= 0).all()
+    assert (steps[:, 4] >= steps[:, :4].sum(axis=1) - 1e-6).all()  # total: the steps and what lies between
+    assert steps[:, 0].max() > 1000  # a file: lines wait behind the rest of their 64 KiB read

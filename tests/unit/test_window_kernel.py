@@ -1,0 +1,112 @@
+"""The compiled window kernel (edge_window.c) against the Python reference (edge_agent/windows.py and
+preprocess.py): every window's features, raw window and preprocessed sample equal, bit for bit."""
+
+import numpy as np
+import pytest
+
+from edge_agent.pipeline import window_set
+from edge_agent.samples import SampleError, SampleParser
+from edge_convert.kernel import host_kernel
+from edgectl import dataset
+from edgectl.data import cmapss, synthetic
+from edgectl.recipes import cmapss as recipe
+from edgectl.windowing import sample_windows
+
+EVERY_KIND = ["mean", "std", "min", "max", "rms", "slope", "last", "mean:5", "std:45", "slope:7", "mean:all",
+              "slope:all", "ewm:3", "ewm:40", "base:20", "peak:10", "mean-base:20", "ewm:3-peak:10",
+              "slope:all-slope:7"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    lib = host_kernel()
+    assert lib is not None, "gcc is part of the host's toolchain (make system-deps)"
+    return lib
+
+
+def samples_and_sections(split, folder, kinds=None, window=30, stride=1):
+    """The split as the agent parses it, and the manifest sections fitted on it (a health channel too)."""
+    spec_path, csv_path = recipe.prepare(split, folder, window=window, stride=stride)
+    spec = dataset.specs.load(spec_path)
+    if kinds:
+        spec["window"]["features"] = kinds
+        spec["channel"][0]["features"] = kinds
+    sections = dataset.load(spec, csv_path).sections
+    return parsed(csv_path, sections), sections
+
+
+def parsed(csv_path, sections):
+    header, *rows = csv_path.read_text().splitlines()
+    parser = SampleParser(dict(sections["input"], fields=header.split(",")), imputable=set(),
+                          settings=(sections["preprocessing"].get("conditions") or {}).get("fields", []))  # fmt: skip
+    samples = []
+    for row in rows:
+        try:
+            samples.append(parser.parse(row))
+        except SampleError:
+            continue
+    return samples
+
+
+def assert_equal_windows(samples, sections, lib):
+    reference = sample_windows(samples, sections, keep_raw=True, lib=False)
+    compiled = sample_windows(samples, sections, keep_raw=True, lib=lib)
+    assert len(reference) > 0 and np.array_equal(reference.row, compiled.row)
+    for name in ("features", "raw", "samples", "t"):
+        a, b = getattr(reference, name), getattr(compiled, name)
+        assert a.shape == b.shape and np.array_equal(a, b), f"{name}: {np.count_nonzero(a != b)} values differ"
+    return len(reference)
+
+
+def test_every_fd001_window_is_the_same_with_the_kernel(fd001_dir, kernel, tmp_path):
+    train, test = cmapss.load(fd001_dir)
+    samples, sections = samples_and_sections(train, tmp_path / "fd001")
+    test_samples = parsed(cmapss.write_csv(tmp_path / "test_FD001.csv", test, 30), sections)
+    assert assert_equal_windows(samples + test_samples, sections, kernel) > 20_000
+
+
+def test_every_kind_with_conditions_and_a_derived_channel_on_synthetic_fleets(kernel, tmp_path):
+    """Six operating conditions (per-condition scaling), a health channel, every feature kind, stride 3,
+    and streams restarting (a second pass over the same units)."""
+    data = synthetic.write_subset(tmp_path / "six", subset="FD002", n_train=12, n_test=4, n_conditions=6, seed=5)
+    train, _ = cmapss.load(data, "FD002")
+    samples, sections = samples_and_sections(train, tmp_path / "fd002", EVERY_KIND, window=20, stride=3)
+    assert sections["preprocessing"].get("conditions"), "the synthetic fleet should have operating conditions"
+    assert assert_equal_windows(samples + samples, sections, kernel) > 500
+
+
+def test_stale_and_restarting_streams_match(kernel, synthetic_splits, tmp_path):
+    train, _ = synthetic_splits
+    samples, sections = samples_and_sections(train, tmp_path / "syn", EVERY_KIND, window=10)
+    shuffled = samples[:400] + samples[200:300] + samples[350:] + samples[:50]  # stale repeats, a restart
+    assert_equal_windows(shuffled, sections, kernel)
+
+
+def test_evicted_streams_start_over_alike(kernel, synthetic_splits, tmp_path):
+    """Three streams kept, five sending in turn: each comes back evicted, its history gone in both."""
+    train, _ = synthetic_splits
+    samples, sections = samples_and_sections(train, tmp_path / "evict", EVERY_KIND, window=3)
+    by_stream = {}
+    for sample in samples:
+        by_stream.setdefault(sample.stream, []).append(sample)
+    streams = list(by_stream)[:5]
+    order = [s for turn in range(40) for s in (streams[:3] if turn % 4 else streams)]  # the last two now and then
+    taken = dict.fromkeys(streams, 0)
+    turns = []
+    for s in order:
+        turns.append(by_stream[s][taken[s] % len(by_stream[s])])
+        taken[s] += 1
+    got = {}
+    for name, lib in (("python", None), ("kernel", kernel)):
+        windows = window_set(sections, 3, lib)
+        out = []
+        for sample in turns:
+            window = windows.get(sample.stream)
+            if window.enter(sample.time):
+                done, _ = windows.push(window, sample.values, sample.settings, sample.time)
+                out.append(window.features() if done else None)
+        got[name] = (out, windows.evicted, list(windows.streams))
+    (a, evicted_a, kept_a), (b, evicted_b, kept_b) = got["python"], got["kernel"]
+    assert evicted_a == evicted_b > 0 and kept_a == kept_b
+    assert [x is None for x in a] == [x is None for x in b] and any(x is not None for x in a)
+    assert all(x is None or np.array_equal(x, y) for x, y in zip(a, b))
