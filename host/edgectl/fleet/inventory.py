@@ -117,7 +117,10 @@ def _ansible_inventory(source):
         raise EdgectlError(
             "--inventory-plugin runs ansible-inventory, which is not installed: pip install ansible-core"
         )
-    got = subprocess.run([tool, "-i", str(source), "--list"], capture_output=True, text=True, timeout=300)
+    # stdin: its own /dev/null. Ansible refuses to start on a non-blocking stdin, which ours can be
+    # (a terminal or pipe another process set so); it reads nothing from it here.
+    got = subprocess.run([tool, "-i", str(source), "--list"], stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
     if got.returncode != 0:
         raise EdgectlError(f"ansible-inventory -i {source} --list failed:\n{got.stderr.strip()[-1500:]}")
     try:
