@@ -7,11 +7,9 @@ runs, failed budgets, degraded stages. The HTML draws its plots as inline SVG.
 import json
 from html import escape
 
+from edgectl import bench_charts as charts
 from edgectl import evaluate, svg
 from edgectl.console import counts_text
-
-STEPS = (("parse", "#0891b2"), ("features", "#ea580c"), ("inference", "#9333ea"))
-OTHER = ("other (record, routing)", "#9ca3af")
 
 
 def alerts(record):
@@ -53,7 +51,7 @@ def summary_rows(record):
         ("p90 early-stopping bound µs", _early),
         (
             "parse / features / inference p50 µs",
-            lambda r: " / ".join(_num(r["latency_us"][s]["p50"]) for s, _ in STEPS),
+            lambda r: " / ".join(_num(r["latency_us"][s]["p50"]) for s, _ in charts.STEPS),
         ),
         (
             "init ms / first query µs",
@@ -128,14 +126,14 @@ def html(record):
     if not any(kind != "note" for kind, _ in found):
         body.append(f'<div class="alert ok">{escape(_all_clear(record))}</div>')
     body += ["<h2>Results</h2>", _html_table(["", *ids], summary_rows(record), colors)]
-    body += ["<h2>Latency</h2>", _cdf_chart(record, colors), _steps_chart(record)]
+    body += ["<h2>Latency</h2>", charts.cdf_chart(record, colors), charts.steps_chart(record)]
     if any(len(r["stages"]) > 1 for r in record["results"]):
-        body.append(_share_chart(record))
+        body.append(charts.share_chart(record))
     body.append("<h2>Latency over time</h2>")
     for r in record["results"]:
-        body.append(_time_chart(r, colors[r["bundle_id"]]))
+        body.append(charts.time_chart(r, colors[r["bundle_id"]]))
         if any(t is not None for t in r["monitor"]["temp_c"]):
-            body.append(_temperature_chart(r, colors[r["bundle_id"]]))
+            body.append(charts.temperature_chart(r, colors[r["bundle_id"]]))
     body += ["<h2>Budgets</h2>", *(_budget_html(r) for r in record["results"])]
     body += ["<h2>Board</h2>", _html_table(["", *ids], identity_rows(record), colors)]
     body.append("<h2>Rules</h2><p>" + escape(_rules_text()) + "</p>")
@@ -303,74 +301,6 @@ def _cell_class(text):
     if text.endswith(": pass") or text in ("pass", "not throttled"):
         return "good"
     return ""
-
-
-def _cdf_chart(record, colors):
-    series = [
-        {"name": r["bundle_id"], "color": colors[r["bundle_id"]], "points": [(us, p) for p, us in r["cdf"]]}
-        for r in record["results"]
-    ]
-    return svg.line_chart(
-        series,
-        "latency per query, µs (log scale)",
-        "percentile of queries",
-        title="Latency CDF (counted queries)",
-        log_x=True,
-    )
-
-
-def _steps_chart(record):
-    rows = []
-    for r in record["results"]:
-        steps = [r["latency_us"][step]["mean"] or 0 for step, _ in STEPS]
-        rows.append((r["bundle_id"], [*steps, max(0.0, (r["latency_us"]["query"]["mean"] or 0) - sum(steps))]))
-    return svg.stacked_bars(
-        rows, [*STEPS, OTHER], "mean µs per query", title="Where a query's time goes (mean per step)", unit=" µs"
-    )
-
-
-def _share_chart(record):
-    names = []
-    for r in record["results"]:
-        names += [s["name"] for s in r["stages"] if s["name"] not in names]
-    segments = [(n, svg.PALETTE[(i + 2) % len(svg.PALETTE)]) for i, n in enumerate(names)]
-    rows = [
-        (r["bundle_id"], [next((100 * (s["share"] or 0) for s in r["stages"] if s["name"] == n), 0) for n in names])
-        for r in record["results"]
-    ]
-    return svg.stacked_bars(rows, segments, "% of counted windows", title="Which stage answered", unit="%")
-
-
-def _time_chart(r, color):
-    bins = r["timeline"]
-    warm = [b["t_s"] for b in bins if b["warmup"]]
-    bands = [(0, warm[-1], "warm-up", "#fef3c7")] if warm else []
-    series = [
-        {"name": "p50 per bin", "color": color, "points": [(b["t_s"], b["p50_us"]) for b in bins]},
-        {
-            "name": "max per bin",
-            "color": color,
-            "dash": True,
-            "opacity": 0.5,
-            "points": [(b["t_s"], b["max_us"]) for b in bins],
-        },
-    ]
-    status = r["throttling"]["status"]
-    title = f"{r['bundle_id']}: latency over the run ({status})"
-    return svg.line_chart(
-        series, "seconds since the first query", "µs per query (log scale)", title=title, log_y=True, bands=bands
-    )
-
-
-def _temperature_chart(r, color):
-    m, thermal = r["monitor"], r["thermal"]
-    end = r["timeline"][-1]["t_s"] if r["timeline"] else 0.0
-    samples = [(0.0, thermal["before"]["temp_c"]), *zip(m["t_s"], m["temp_c"]), (end, thermal["after"]["temp_c"])]
-    points = [(t, c) for t, c in samples if c is not None]
-    series = [{"name": "SoC °C (before, run, after)", "color": color, "points": points}]
-    return svg.line_chart(
-        series, "seconds since the first query", "°C", title=f"{r['bundle_id']}: temperature", height=200
-    )
 
 
 def _budget_html(r):

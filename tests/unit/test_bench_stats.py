@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from boards.arm64 import CPUINFO_A72
 
-from edge_agent import bench, boardinfo
+from edge_agent import bench_stats, boardinfo
 from edgectl.bench import throttling
 from edgectl.profiles import matches_model
 
@@ -38,14 +38,14 @@ def loadgen_discard(n, p=Fraction(9, 10), c=Fraction(99, 100)):
 @pytest.mark.parametrize("n", [64, 65, 100, 257])
 def test_early_stopping_matches_loadgens_definition(n):
     latencies = np.arange(1, n + 1, dtype=float)  # the k-th lowest latency is k
-    got = bench.early_stopping(latencies)
+    got = bench_stats.early_stopping(latencies)
     t = loadgen_discard(n)
     assert got["estimate_us"] == latencies[n - t] and got["discarded"] == t - 1
     assert got["min_queries"] == 64  # LoadGen: "Need to process at least 64 queries" for p90 at 99 %
 
 
 def test_early_stopping_with_too_few_queries_says_how_many_it_needs():
-    got = bench.early_stopping(np.arange(63, dtype=float))
+    got = bench_stats.early_stopping(np.arange(63, dtype=float))
     assert got["estimate_us"] is None and got["min_queries"] == 64
 
 
@@ -54,7 +54,7 @@ def test_the_p90_bound_tightens_towards_p90_with_more_queries():
     bounds = []
     for n in (100, 1000, 4096, 50_000):
         sample = np.sort(rng.exponential(100.0, n))
-        bound = bench.early_stopping(sample)["estimate_us"]
+        bound = bench_stats.early_stopping(sample)["estimate_us"]
         assert bound >= np.percentile(sample, 90)
         bounds.append(bound / np.percentile(sample, 90))
     assert bounds == sorted(bounds, reverse=True) and bounds[-1] < 1.02
