@@ -64,11 +64,18 @@ class CycledLines:
 
 
 def proc_usage(pid):
-    """(VmRSS in KiB, open file descriptors) of a live process; None once it has gone."""
+    """(VmRSS in KiB, open file descriptors) of a live process; None once it has gone.
+
+    The descriptors are the fewest of three looks 1 ms apart: the agent opens /proc/self/statm for a
+    moment at each stats record, and a look can land inside that; a leaked descriptor is in all three."""
     try:
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        return rss, len(os.listdir(f"/proc/{pid}/fd"))
+        fds = []
+        for _ in range(3):
+            fds.append(len(os.listdir(f"/proc/{pid}/fd")))
+            time.sleep(0.001)
+        return rss, min(fds)
     except (OSError, StopIteration):
         return None
 
