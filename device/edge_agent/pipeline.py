@@ -26,14 +26,14 @@ class Pipeline:
         spec = manifest["input"]
         self.manifest = manifest
         self.stages = stages if stages is not None else [load_stage(bundle_dir, s) for s in manifest["stages"]]
-        self.windows = window_set(manifest, max_streams, kernel_library(self.stages) if kernel else None)
+        lib = kernel_library(self.stages) if kernel else None
+        self.windows = window_set(manifest, max_streams, lib)
         self.prep = self.windows.prep
         imputable = manifest["preprocessing"].get("impute", {})
         self.parser = SampleParser(spec, imputable=imputable, settings=self.prep.setting_fields)
         self.specs = manifest["stages"]
         self.first = 1 if self.stages and self.stages[0] is None else 0  # sees every window (1: stage 1 failed)
         first = self.stages[self.first] if self.stages else None
-        lib = getattr(self.windows, "lib", None)
         # The first stage takes its windows straight from the kernel in its own library: one call per window.
         self.fused = bool(lib and self.specs[self.first]["input"] == "features" and hasattr(first, "fuses")
                           and first.fuses(lib))  # fmt: skip
@@ -44,7 +44,7 @@ class Pipeline:
         self.task = task_of(manifest)
         self.classes = manifest.get("output", {}).get("classes")
         self.alarm = alarm_of(manifest)
-        self.drift = DriftMonitor(manifest["drift"]) if "drift" in manifest else None
+        self.drift = DriftMonitor(manifest["drift"], lib) if "drift" in manifest else None
         self.events = []  # records other than predictions (drift), for the agent loop to write
         self.watch = None  # a StreamWatch (silent streams) while the agent serves
         self.seq = 0

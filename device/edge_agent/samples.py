@@ -76,20 +76,22 @@ def iso_seconds(token, name):
 
 
 _NO_SETTINGS = np.zeros(0)
-_NOT_PLAIN = re.compile(r"[^0-9eE.+\- \t]")  # what a plain decimal number in a CSV field holds at most
 
 
 def _finite_numbers(tokens, indices):
-    """The fields at indices as float64 when every one is a plain finite decimal number (the common
-    case, read in one go); else None, and the field-by-field path says what is wrong."""
+    """The fields at indices as float64 when every one is a finite ASCII number (the common case, read
+    in one go); else None, and the field-by-field path (_number, which reads what this reads) says
+    what is wrong."""
+    fields = [tokens[i] for i in indices]
+    joined = "".join(fields)
+    if not joined.isascii() or "_" in joined:
+        return None
     try:
-        fields = [tokens[i] for i in indices]
-        if _NOT_PLAIN.search("".join(fields)):
-            return None
-        values = np.array(fields, dtype=np.float64)
+        values = list(map(float, fields))
     except ValueError:  # an empty field, or text
         return None
-    return values if np.isfinite(values).all() else None
+    # inf or NaN anywhere makes the sum so; a sum past the largest float only sends the line the long way
+    return np.array(values) if math.isfinite(sum(values)) else None
 
 
 def is_number(token):

@@ -4,6 +4,7 @@ preprocess.py): every window's features, raw window and preprocessed sample equa
 import numpy as np
 import pytest
 
+from edge_agent import drift
 from edge_agent.pipeline import window_set
 from edge_agent.samples import SampleError, SampleParser
 from edge_convert.kernel import host_kernel
@@ -110,3 +111,23 @@ def test_evicted_streams_start_over_alike(kernel, synthetic_splits, tmp_path):
     assert evicted_a == evicted_b > 0 and kept_a == kept_b
     assert [x is None for x in a] == [x is None for x in b] and any(x is not None for x in a)
     assert all(x is None or np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("window, every", [(50, 7), (40, 40), (30, 45)])  # every > window: whole rings at once
+def test_the_kernels_drift_binning_is_numpys(kernel, window, every):
+    """DriftMonitor bins a check's samples through edge_drift_bin: the same bins, counts and records as
+    its numpy reference, with NaN, infinities, values on the edges and features with fewer edges."""
+    rng = np.random.default_rng(7)
+    train = rng.normal(size=(3000, 5))
+    train[:, 3] = rng.integers(0, 3, size=3000)  # few distinct deciles: padded with +inf edges
+    section = drift.reference(train, list("abcde"), rng.random(3000), psi_window=window, check_every=every)
+    rows = np.concatenate([rng.normal(size=(300, 5)), rng.normal(2.0, 1.0, size=(300, 5))])
+    rows[rng.random(rows.shape) < 0.02] = np.nan
+    rows[5, 1], rows[9, 2], rows[11, 0] = np.inf, -np.inf, section["edges"][0][3]
+    with_c, with_numpy = drift.DriftMonitor(section, kernel), drift.DriftMonitor(section)
+    assert with_c._bin is not None and with_numpy._bin is None
+    records = [(with_c.observe(x), with_numpy.observe(x)) for x in rows]
+    assert [c for c, _ in records] == [n for _, n in records]
+    assert sum(len(c) for c, _ in records) >= 1  # the shifted half drifts
+    assert np.array_equal(with_c.bins, with_numpy.bins) and np.array_equal(with_c.counts, with_numpy.counts)
+    assert with_c.counts.sum() == window * 5  # each slot in its feature's bins once

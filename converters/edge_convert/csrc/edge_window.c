@@ -401,3 +401,25 @@ int edge_window_block(const plan_t *p, stream_t **streams, const double *values,
   }
   return windows;
 }
+
+/* The drift monitor's binning (edge_agent/drift.py, which has the numpy reference): the samples
+ * first..seen-1 of a ring of `window` preprocessed samples (n_features each) go into bins, a bin
+ * being how many of the feature's `width` edges are <= the value (NaN: 0), and the flat counts
+ * (feature f's bins at f * (width + 1)) follow: once every slot has been binned (`replace`), a
+ * slot's previous bin leaves as its new one comes. */
+void edge_drift_bin(const double *ring, int64_t *bins, int64_t *counts, const double *edges, int64_t n_features,
+                    int64_t width, int64_t window, int64_t first, int64_t seen, int replace) {
+  for (int64_t i = first; i < seen; i++) {
+    int64_t slot = i % window;
+    const double *x = ring + slot * n_features;
+    int64_t *b = bins + slot * n_features;
+    for (int64_t f = 0; f < n_features; f++) {
+      const double *e = edges + f * width;
+      int64_t k = 0;
+      for (int64_t j = 0; j < width; j++) k += e[j] <= x[f];
+      if (replace) counts[f * (width + 1) + b[f]]--;
+      b[f] = k;
+      counts[f * (width + 1) + k]++;
+    }
+  }
+}
