@@ -12,6 +12,7 @@ Every board's venv is copied from one made by a real deploy: this measures the r
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ COLUMNS = [("forks", "forks", "d"), ("boards", "boards", "d"), ("wall_s", "wall 
 
 def edgectl(*args, env=None):
     got = subprocess.run([sys.executable, "-m", "edgectl.cli", *args], capture_output=True, text=True,
-                         env={**__import__("os").environ, **(env or {})})  # fmt: skip
+                         env={**os.environ, **(env or {})})  # fmt: skip
     if got.returncode != 0:
         raise SystemExit(f"edgectl {' '.join(args[:2])} failed:\n{got.stderr[-2000:]}")
     return got

@@ -7,6 +7,7 @@ a failure in CI (CI=true), never a silent pass.
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,14 @@ def no_service_on_this_host():
         subprocess.run(["systemctl", "disable", "--now", service.UNIT_NAME], capture_output=True)
         unit.unlink()
         pytest.fail(f"a test installed {unit} on this machine; removed it")
+
+
+def wait_until(check, timeout=30.0, every=0.05):
+    """Poll check() until it is true or the timeout passes; its last value (a test asserts on it)."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()) and time.monotonic() < deadline:
+        time.sleep(every)
+    return value
 
 
 def missing(what):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from boards import mosquitto
-from conftest import missing
+from conftest import missing, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -66,13 +66,6 @@ def agent(bundle, broker, board, *extra, stdin=None):
 
 def stats_of(stdout):
     return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"type":"stats"')]
-
-
-def wait_until(check, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return value
 
 
 def test_every_stats_record_of_two_agents_arrives_and_the_state_is_retained(broker, xgb_build, synthetic_splits):

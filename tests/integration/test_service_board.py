@@ -12,7 +12,7 @@ import time
 import pytest
 from boards import mosquitto
 from cli import edgectl
-from conftest import missing
+from conftest import missing, wait_until
 from test_hostile_bundles import failing_selftest, renamed
 from test_mqtt_telemetry import Subscriber
 
@@ -36,14 +36,6 @@ def n_restarts(board):
 
 def main_pid(board):
     return int(on_board(board, f"systemctl show -p MainPID --value {UNIT}"))
-
-
-def wait_until(check, timeout=30.0, every=0.2):
-    """Poll check() until it is true; its last value."""
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(every)
-    return value
 
 
 def active(board):
