@@ -5,13 +5,16 @@ same file with the same bundle library (the limit), in one run.
 
 Bundles, trained on C-MAPSS FD001 (synthetic data where it is missing): XGBoost at stride 1 and at
 stride 10, and a Conv1D INT8 (TFLite) at stride 1 (--no-int8 leaves it out: its training takes minutes).
-Each tree bundle runs with its compiled window kernel and with the Python reference (--no-kernel),
-each with its drift monitor and without (a copy of the bundle without the manifest's drift section).
+Each tree bundle runs three ways: blocks (a read's lines parsed in C, windowed and predicted in one call:
+the default), lines (--line-by-line: the compiled window kernel, a line at a time) and python (--no-kernel:
+the Python reference), each with its drift monitor and without (a copy of the bundle without the
+manifest's drift section).
 
   samples/s    samples over the agent's serving time (its wall time minus its start-up, measured on an
                empty input: imports, checksums, self-test), the median of --repeat runs (default 5)
   per CPU-s    the same over its CPU time (user + system, less start-up): what a busy machine disturbs least
-  service p*   per window, the line's parse start -> its record ready (latency_us.total - wait)
+  service p*   per window, the line's parse start -> its record ready (latency_us.total - wait); in a block,
+               the block's start -> the line's record: it covers the lines before it in the block
   vs C         the C program's samples/s over the agent's
 A paced run then sends the file over TCP at --rate samples/s (below capacity, as a sensor would) and
 reports the agent's own end-to-end figure: each line complete in the input buffer -> its record
@@ -48,6 +51,9 @@ COLUMNS = [("bundle", "bundle", ""), ("windows", "windows", "d"), ("drift", "dri
 PACED_COLUMNS = [("bundle", "bundle", ""), ("rate", "sent/s", ",.0f"), ("samples", "samples", "d"),
                  ("p50", "line->written p50 µs", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]  # fmt: skip
 AGENT = [sys.executable, "-m", "edge_agent", "run"]
+# (label, the start record's windows and blocks, the agent's flags) of the ways a tree bundle is served
+MODES = [("blocks", "kernel", True, ()), ("lines", "kernel", False, ("--line-by-line",)),
+         ("python", "python", False, ("--no-kernel",))]  # fmt: skip
 
 
 def without_drift(bundle_dir, out):
@@ -182,14 +188,16 @@ def main():
         for name, bundle in bundles.items():
             plain = without_drift(bundle, work / f"{Path(bundle).name}-nodrift")
             limit = c_limit(bundle, data, work, args.repeat)
-            modes = (("kernel", ()), ("python", ("--no-kernel",))) if limit else (("python", ()),)  # no tree lib
-            configs = [{"windows": windows, "extra": extra, "drift": drift, "bundle": b}
-                       for windows, extra in modes for drift, b in (("on", bundle), ("off", plain))]  # fmt: skip
+            modes = MODES if limit else [("python", "python", False, ())]  # no tree library: Python only
+            configs = [{"label": label, "windows": windows, "blocks": blocks, "extra": extra, "drift": drift,
+                        "bundle": b} for label, windows, blocks, extra in modes
+                       for drift, b in (("on", bundle), ("off", plain))]  # fmt: skip
             say(f"{name}: {len(configs)} configurations, {args.repeat} rounds ...")
             for config, (seconds, cpu, records) in zip(configs, agent_file_runs(configs, data, work, args.repeat)):
-                if records[0].get("windows") != config["windows"]:
-                    raise SystemExit(f"{name}: the agent computed windows with {records[0].get('windows')}")
-                got = row(f"{name} ({config['windows']})", config["drift"], seconds, cpu, records, n_samples)
+                if (records[0].get("windows"), records[0].get("blocks")) != (config["windows"], config["blocks"]):
+                    raise SystemExit(f"{name}: the agent ran with windows {records[0].get('windows')}, "
+                                     f"blocks {records[0].get('blocks')}, not as {config['label']}")  # fmt: skip
+                got = row(f"{name} ({config['label']})", config["drift"], seconds, cpu, records, n_samples)
                 got["x_c"] = round(limit["samples_per_s"] / got["samples_per_s"], 1) if limit else None
                 rows.append(got)
             if limit:

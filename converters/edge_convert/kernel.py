@@ -17,7 +17,10 @@ from pathlib import Path
 from edge_convert import ConversionError
 
 SOURCE = "edge_window.c"
+LINES = "edge_lines.c"  # plain sample lines parsed in C: the agent's block path
 FUSED = "edge_serve.c"  # in tree libraries only: edge_window_predict feeds the window to edge_predict
+HOST_SOURCES = (SOURCE, LINES)
+LIBRARY_SOURCES = (SOURCE, LINES, FUSED)  # what every tree library carries beside the model
 CFLAGS = ["-ffp-contract=off", "-fno-fast-math"]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgectl" / "kernels"
 _loaded = {}
@@ -33,22 +36,23 @@ def host_kernel():
     cc = shutil.which("gcc")
     if cc is None:
         return None
-    text = source_text()
-    key = hashlib.sha256("\0".join([text, cc, *CFLAGS]).encode()).hexdigest()[:16]
+    texts = [source_text(name) for name in HOST_SOURCES]
+    key = hashlib.sha256("\0".join([*texts, cc, *CFLAGS]).encode()).hexdigest()[:16]
     if key not in _loaded:
         path = CACHE / key / "libedge_window.so"
         if not path.exists():
-            _build(cc, text, path)
+            _build(cc, texts, path)
         _loaded[key] = ctypes.CDLL(str(path))
     return _loaded[key]
 
 
-def _build(cc, text, path):
+def _build(cc, texts, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        src, out = Path(tmp, SOURCE), Path(tmp, path.name)
-        src.write_text(text)
-        cmd = [cc, "-O2", *CFLAGS, "-std=gnu99", "-fPIC", "-shared", "-o", str(out), str(src), "-lm"]
+        sources, out = [Path(tmp, name) for name in HOST_SOURCES], Path(tmp, path.name)
+        for src, text in zip(sources, texts):
+            src.write_text(text)
+        cmd = [cc, "-O2", *CFLAGS, "-std=gnu99", "-fPIC", "-shared", "-o", str(out), *map(str, sources), "-lm"]
         got = subprocess.run(cmd, capture_output=True, text=True)
         if got.returncode != 0:
             raise ConversionError(f"compiling the window kernel failed ({cc}):\n{got.stderr[-2000:]}")

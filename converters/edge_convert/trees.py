@@ -217,7 +217,7 @@ def generate_source(model, src_dir, parallel_comp=None):
         tl2cgen.generate_c_code(tl_model, str(src_dir), params={"parallel_comp": parallel}, verbose=False)
     entry = resources.files("edge_convert").joinpath("csrc", ENTRY_POINT).read_text()
     (src_dir / ENTRY_POINT).write_text(entry)
-    for name in (kernel.SOURCE, kernel.FUSED):  # the window kernel rides in the same library, fused with predict
+    for name in kernel.LIBRARY_SOURCES:  # the window kernel and line parser ride in the same library, fused
         (src_dir / name).write_text(kernel.source_text(name))
     task, _ = model_task(model)
     return abi_defines(src_dir / "header.h", _num_features(model), task)

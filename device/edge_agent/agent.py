@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from edge_agent import __version__
+from edge_agent.blocks import Blocks, can_block
 from edge_agent.errors import AgentError, BundleError
 from edge_agent.kernel import KernelWindows
 from edge_agent.manifest import task_of
@@ -94,7 +95,9 @@ def _check_input_count(manifest, spec, stage):
 HOLD_S = 0.005  # a record waits at most this long for the rest of its batch before the batch is written
 
 
-def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict, arrived=None, batch=True):
+def serve(
+    pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict, arrived=None, batch=True, blocks=None
+):
     """Serve lines ((number, text, error) or None when the source has nothing more for now); write records to `out`.
 
     A bad line becomes an error record with its line number; nothing stops the loop
@@ -102,17 +105,43 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
     arrived(): when the current line was complete in the source's buffer (perf_counter_ns; the
     source's read); a record's latency runs from there. batch: records go out in one write when the
     source has nothing more, or once the oldest has waited HOLD_S (False: each record at once, as a
-    serial link commits them with their sample).
+    serial link commits them with their sample). blocks: a blocks.Blocks that answers the lines a
+    block at a time (up to what the source has now; None: line by line, the reference).
     Returns the Stats; the final stats record is written however the loop ends.
     """
     stats = Stats()
     sink = _Batch(out, stats, batch)
     clock = time.perf_counter_ns
+
+    def account(number, rec, error, start):
+        """One line's outcome: its error record, or its drift and stream records and its prediction."""
+        if error is not None:
+            stats.add_error(error.reason)
+            sink.write(record("error", line=number, reason=error.reason, message=str(error)))
+            return
+        _write_events(pipeline, sink)
+        if rec is not None:
+            sink.prediction(rec, start)
+            if stats.windows % stats_every == 0:
+                sink.flush()  # its latencies counted first
+                sink.write(stats.snapshot(**_streams(pipeline), **extra_stats()))
+
+    def answer_block():
+        for number, rec, error, start in blocks.answers():
+            stats.samples += 1
+            account(number, rec, error, start)
+
     try:
         for event in lines:
             if heartbeat:
                 heartbeat(stats)
-            if event is None:  # the source has nothing more for now: out with what waits
+            if blocks is not None and event is not None:
+                if blocks.add(event, arrived() if arrived else clock()):
+                    answer_block()
+                continue
+            if event is None:  # the source has nothing more for now: answer what came, out with what waits
+                if blocks is not None:
+                    answer_block()
                 if pipeline.watch:  # a quiet moment: have any streams fallen silent?
                     pipeline.watch.check()
                     _write_events(pipeline, sink)
@@ -123,23 +152,17 @@ def serve(pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=di
             if error is None and not text:
                 continue
             stats.samples += 1
+            rec, start = None, None
             if error is None:
                 start = arrived() if arrived else clock()
                 try:
                     rec = pipeline.handle(text, source, start)
                 except SampleError as exc:
                     error = exc
-                else:
-                    _write_events(pipeline, sink)
-                    if rec is not None:
-                        sink.prediction(rec, start)
-                        if stats.windows % stats_every == 0:
-                            sink.flush()  # its latencies counted first
-                            sink.write(stats.snapshot(**_streams(pipeline), **extra_stats()))
-                    continue
-            stats.add_error(error.reason)
-            sink.write(record("error", line=number, reason=error.reason, message=str(error)))
+            account(number, rec, error, start)
     finally:
+        if blocks is not None:
+            answer_block()  # the input ended (or SIGTERM): what came is answered before the final stats
         sink.flush()
         write_record(out, stats.snapshot(**_streams(pipeline), final=True, **extra_stats()))
         out.flush()
@@ -208,6 +231,7 @@ def run(
     publisher=None,
     metrics=None,
     kernel=True,
+    line_by_line=False,
 ):
     """Start on a bundle, tell systemd READY, and serve a source ("-", a file, tcp:HOST:PORT,
     serial:DEV@BAUD) to an output ("-" for stdout, or the input's serial link).
@@ -215,7 +239,7 @@ def run(
     With state_dir, the latest stats are kept in state_dir/stats.json for `edgectl status`.
     A stream with no sample for silent_after seconds is flagged by a "stream" record (0: never).
     publisher, metrics: an mqtt_out.Publisher and a prom_out.Metrics that also get every record (closed when
-    serving ends).
+    serving ends). line_by_line: each line parsed and windowed alone (the reference), never in blocks.
     """
     notifier = Notifier()
     pipeline, info = start(bundle_dir, trusted_keys, kernel)
@@ -235,6 +259,9 @@ def run(
     else:
         src = open_source(source)
     out = _output(output, source, link)
+    # A serial link commits each record with its sample, so it goes line by line.
+    blocks = Blocks(pipeline) if not line_by_line and link is None and can_block(pipeline) else None
+    info["blocks"] = blocks is not None
     sinks = [sink for sink in (publisher, metrics) if sink is not None]
     if sinks:
         out = Tee(out, *sinks)
@@ -273,7 +300,7 @@ def run(
         return counts
 
     try:
-        stats = serve(pipeline, lines, out, stats_every, heartbeat, extra_stats, src.arrived, batch=link is None)
+        stats = serve(pipeline, lines, out, stats_every, heartbeat, extra_stats, src.arrived, link is None, blocks)
         if state_dir:  # the figures at the end of the input, for `edgectl status` after a run
             keep_state(stats, time.monotonic())
         return stats

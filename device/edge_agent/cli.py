@@ -53,6 +53,9 @@ def build_parser():
         "--no-kernel", action="store_true", help="compute windows in Python, not with the bundle's compiled kernel"
     )
     p_run.add_argument(
+        "--line-by-line", action="store_true", help="parse and window each line alone, never a read's lines in a block"
+    )
+    p_run.add_argument(
         "--silent-after",
         type=_seconds,
         default=DEFAULT_SILENT_AFTER_S,
@@ -190,7 +193,8 @@ def _run(args):
 
         metrics = Metrics(args.metrics_textfile, args.metrics_port)
     run(args.bundle, args.input, args.output, args.stats_every, args.state_dir, args.journal, args.trusted_keys,
-        silent_after=args.silent_after, publisher=publisher, metrics=metrics, kernel=not args.no_kernel)  # fmt: skip
+        silent_after=args.silent_after, publisher=publisher, metrics=metrics, kernel=not args.no_kernel,
+        line_by_line=args.line_by_line)  # fmt: skip
     return 0
 
 

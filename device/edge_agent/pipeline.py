@@ -70,18 +70,24 @@ class Pipeline:
         t2 = time.perf_counter_ns()
         spec, out, degraded = self._answer(window, self.first, x)
         t3 = time.perf_counter_ns()
+        return self.answered(sample.stream, sample.time, spec, out, degraded, (arrived, t0, t1, t2, t3))
+
+    def answered(self, stream, t, spec, out, degraded, times):
+        """The prediction record of a window stage `spec` answered with `out`; times: (line complete,
+        parse start, parse end, features end, inference end) in perf_counter_ns."""
         answer = outcome(self.task, out, spec.get("threshold"), self.classes, self.alarm)
         if self.drift:
             self.events += self.drift.score(answer["score"])
         self.seq += 1
         if self.seq % RSS_EVERY == 0:
             self._rss = rss_kb()
+        arrived, t0, t1, t2, t3 = times
         t4 = time.perf_counter_ns()
         rec = record(
             "prediction",
             seq=self.seq,
-            stream=sample.stream,
-            t=sample.time,
+            stream=stream,
+            t=t,
             **answer,
             stage=spec["name"],
             latency_us={
@@ -140,7 +146,7 @@ class Pipeline:
         window = self.windows.get(sample.stream)
         status, x = self.windows.step(window, sample.values, sample.settings, sample.time)
         if status < 0:
-            raise _stale(sample, window.time)  # repeated or out of order: the window stays as it was
+            raise stale(sample.stream, sample.time, window.time)  # repeated or out of order: the window stays as it was
         if self.watch:
             self.watch.seen(sample.stream)
         if self.drift:
@@ -194,9 +200,9 @@ def plan_of(manifest):
     )
 
 
-def _stale(sample, previous):
-    message = f"stream {sample.stream}: time {sample.time:g} is not after its previous sample's ({previous:g})"
-    return SampleError("stale-time", message)
+def stale(stream, t, previous):
+    """The error of a sample whose time is not after its stream's last one: the window stays as it was."""
+    return SampleError("stale-time", f"stream {stream}: time {t:g} is not after its previous sample's ({previous:g})")
 
 
 def _stage_input(spec, window):

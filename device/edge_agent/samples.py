@@ -159,7 +159,7 @@ class SampleParser:
         if len(tokens) != width:
             raise SampleError("field-count", f"expected {width} fields, got {len(tokens)}")
         stream = tokens[stream_i].strip() if stream_i is not None else ONE_STREAM
-        time = self._time(tokens[time_i]) if time_i is not None else self._arrival()
+        time = self._time(tokens[time_i]) if time_i is not None else self.arrival()
         values = _finite_numbers(tokens, feature_i)
         if values is not None and not setting_i and stream:
             return Sample(stream, time, values, _NO_SETTINGS)
@@ -199,12 +199,13 @@ class SampleParser:
         stream = obj[self.stream_field] if self.stream_field else ONE_STREAM
         if not isinstance(stream, (str, int)) or isinstance(stream, bool):
             raise SampleError("bad-stream", f"field {self.stream_field!r} must be a string or integer")
-        time = self._time(obj[self.time_field]) if self.time_field else self._arrival()
+        time = self._time(obj[self.time_field]) if self.time_field else self.arrival()
         values = [self._number(obj[name], name, missing_ok=True) for name in self.features]
         settings = [self._number(obj[name], name) for name in self.settings]
         return self._sample(str(stream), time, values, settings)
 
-    def _arrival(self):
+    def arrival(self):
+        """The time of a sample when the data has no time field: its arrival number."""
         self.arrivals += 1
         return float(self.arrivals)
 

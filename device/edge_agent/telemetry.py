@@ -1,6 +1,7 @@
 """The agent's JSON records (a versioned contract) and the running stats behind them."""
 
 import json
+import os
 import resource
 from collections import Counter, deque
 
@@ -10,11 +11,18 @@ RECORD_VERSION = 1  # new record types and fields keep it; renaming or removing 
 _PAGE_KB = resource.getpagesize() // 1024
 
 
+_statm = {}  # pid -> /proc/self/statm opened once (an open and close per read cost 8x the read); a forked
+# child opens its own, since /proc/self named the parent when the parent opened it
+
+
 def rss_kb():
     """Resident set size of this process in KiB (peak RSS where /proc is missing)."""
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * _PAGE_KB
+        pid = os.getpid()
+        if pid not in _statm:
+            _statm.clear()
+            _statm[pid] = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        return int(os.pread(_statm[pid], 128, 0).split()[1]) * _PAGE_KB  # read at 0: the kernel's figures now
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 

@@ -1,6 +1,8 @@
-"""The agent's answers do not depend on how it computes them: with the bundle's compiled window kernel
-or the Python reference, with records written in large batches (a file) or small ones (a paced pipe),
-every record but its timings is the same, bad lines and drift records included."""
+"""The agent's answers do not depend on how it computes them: a read's lines in blocks through the
+bundle's library (parsed in C, windowed and predicted in one call), line by line with its compiled
+window kernel, or line by line with the Python reference; records written in large batches (a file)
+or small ones (a paced pipe): every record but its timings is the same, bad lines, header lines and
+drift records included."""
 
 import json
 import subprocess
@@ -36,9 +38,11 @@ def agent(bundle, *extra, input_path=None, chunks=None):
     return [json.loads(line) for line in out]
 
 
-def answers(records):
-    """Every record without what varies run to run: timings, RSS, input counters, the stats' latencies."""
-    skip = {"latency_us", "rss_kb", "input", "latency_us_by_stage", "self_test", "windows"}
+def answers(records, streams=True):
+    """Every record without what varies run to run: timings, RSS, input counters, the stats' latencies;
+    streams=False: nor the stats' stream counts (inside a block, they count the whole block's streams)."""
+    skip = {"latency_us", "rss_kb", "input", "latency_us_by_stage", "self_test", "windows", "blocks"}
+    skip |= set() if streams else {"streams", "streams_evicted"}
     return [{k: v for k, v in r.items() if k not in skip} for r in records]
 
 
@@ -47,10 +51,24 @@ def stream_with_bad_lines(xgb_build, tmp_path_factory):
     """A synthetic fleet's interleaved stream (fields in the bundle's order) with bad lines every 37th."""
     fields = xgb_build.manifest["input"]["fields"]
     rows = synthetic.fleet_stream(100, seed=11, concurrent=40)
-    bad = ["", "1,2,3", "x" * 50, "nan," * (len(fields) - 1) + "nan", "1e999," * len(fields)]
-    lines = [",".join(fields)]
+    n = len(fields)
+    bad = ["", "1,2,3", "x" * 50, "nan," * (n - 1) + "nan", "1e999," * n, ",".join(["1_0"] * n), ";".join(["1 0"] * n),
+           ",".join(["é"] * n)]  # fmt: skip
+    order = list(fields)
+    lines = [",".join(order)]
     for i, row in enumerate(rows[:8000]):
-        lines.append(",".join(repr(float(v)) if j > 1 else str(int(v)) for j, v in enumerate(row[: len(fields)])))
+        text = dict(zip(fields, (repr(float(v)) if j > 1 else str(int(v)) for j, v in enumerate(row))))
+        if i == 4000:  # a header line mid-stream: the columns reversed from here on
+            order = order[::-1]
+            lines.append(" , ".join(order))
+        if i % 53 == 7:  # one the C reader leaves to samples.py, which reads it
+            lines.append(json.dumps({k: float(v) for k, v in text.items()}))
+        elif i % 41 == 3:  # spaces around the fields, and tabs between them
+            lines.append("\t ".join(text[k] for k in order))
+        else:
+            lines.append(",".join(f" {text[k]} " if i % 29 == 1 else text[k] for k in order))
+        if i % 61 == 9:  # the same sample again: not after its stream's last time
+            lines.append(lines[-1])
         if i % 37 == 5:
             lines.append(bad[i % len(bad)])
     path = tmp_path_factory.mktemp("stream") / "stream.csv"
@@ -58,14 +76,19 @@ def stream_with_bad_lines(xgb_build, tmp_path_factory):
     return path
 
 
-def test_kernel_and_python_windows_give_the_same_records(xgb_build, stream_with_bad_lines):
-    kernel = agent(xgb_build.bundle_dir, input_path=stream_with_bad_lines)
+def test_blocks_the_kernel_and_python_windows_give_the_same_records(xgb_build, stream_with_bad_lines):
+    blocks = agent(xgb_build.bundle_dir, input_path=stream_with_bad_lines)
+    kernel = agent(xgb_build.bundle_dir, "--line-by-line", input_path=stream_with_bad_lines)
     python = agent(xgb_build.bundle_dir, "--no-kernel", input_path=stream_with_bad_lines)
-    assert kernel[0]["windows"] == "kernel" and python[0]["windows"] == "python"
-    kinds = {r["type"] for r in kernel}
+    assert [(r[0]["windows"], r[0]["blocks"]) for r in (blocks, kernel, python)] == [
+        ("kernel", True), ("kernel", False), ("python", False)]  # fmt: skip
+    kinds = {r["type"] for r in blocks}
     assert {"prediction", "error", "stats"} <= kinds
-    assert sum(r["type"] == "prediction" for r in kernel) > 3000
+    assert sum(r["type"] == "prediction" for r in blocks) > 3000
+    reasons = {r["reason"] for r in blocks if r["type"] == "error"}
+    assert {"field-count", "not-a-number", "not-finite", "stale-time"} <= reasons, reasons
     assert answers(kernel) == answers(python)
+    assert answers(blocks, streams=False) == answers(kernel, streams=False)
 
 
 def test_small_batches_from_a_paced_pipe_give_the_same_records_as_a_file(xgb_build, stream_with_bad_lines):
@@ -74,7 +97,7 @@ def test_small_batches_from_a_paced_pipe_give_the_same_records_as_a_file(xgb_bui
     chunks = ["".join(lines[i : i + 20]) for i in range(0, len(lines), 20)]  # 2,000 lines/s: well below capacity
     paced = agent(xgb_build.bundle_dir, chunks=chunks)
     whole = agent(xgb_build.bundle_dir, input_path=stream_with_bad_lines)
-    assert answers(paced) == answers(whole)
+    assert answers(paced, streams=False) == answers(whole, streams=False)
     final = paced[-1]
     assert final["final"] and final["latency_us"]["p50"] is not None
     # a paced sender's lines wait for little but their own service: far less than a 64 KiB read of a file

@@ -155,3 +155,35 @@ def test_the_signed_build_of_a_served_unsigned_release_serves_after_deploy_trust
         assert any(r["type"] == "prediction" for r in records)
     finally:  # later tests on this board deploy unsigned bundles
         target.run(["rm", "-rf", target.trusted_keys_dir])
+
+
+def test_the_agent_on_aarch64_reads_blocks_in_c_and_answers_as_the_host(target, fd001, rpi4_build):
+    """The agent on the board, reading stdin (a read's lines as one block: the aarch64 library's C line reader,
+    kernel and trees in one call), and the same agent on the host: the same records but for their timings."""
+    out, _ = rpi4_build
+    edgectl_json("deploy", str(out), str(target), "--offline", "--json", "-q")
+    text = Path(fd001[1].path).read_text().splitlines(keepends=True)[:2000]
+    lines = "".join(["1,2,3\n", *text[:5], "abc\n", *text[5:]]).encode()  # bad lines inside a block
+    argv = ["env", f"PYTHONPATH={target.agent_link}", target.agent_python, "-m", "edge_agent", "run", "--bundle",
+            f"{target.home}/current", "--input", "-"]  # fmt: skip
+    proc = target.popen(argv, subprocess.PIPE)
+    board, err = proc.communicate(lines, timeout=1800)
+    assert proc.returncode == 0, err.decode()
+    host = subprocess.run([sys.executable, "-m", "edge_agent", "run", "--bundle", str(out), "--input", "-"],
+                          input=lines, capture_output=True)  # fmt: skip
+    assert host.returncode == 0, host.stderr.decode()
+    timing = {"latency_us", "rss_kb", "arch", "python", "self_test", "input", "latency_us_by_stage"}
+
+    def answers(text):
+        recs = [json.loads(line) for line in text.decode().splitlines()]
+        return [{k: v for k, v in r.items() if k not in timing} for r in recs]
+
+    board_records, host_records = answers(board), answers(host.stdout)
+    assert board_records[0]["blocks"] and board_records[0]["windows"] == "kernel"
+    assert sum(r["type"] == "prediction" for r in board_records) > 1400  # 2,000 lines: 1,490 windows
+    assert [r["line"] for r in board_records if r["type"] == "error"] == [1, 7]
+    scores = np.array([[r.pop("score"), r.pop("value", 0.0)] for r in (*board_records, *host_records)
+                       if r["type"] == "prediction"])  # fmt: skip
+    half = len(scores) // 2
+    assert np.max(np.abs(scores[:half] - scores[half:])) <= 1e-6  # each arch's build of the trees (parity)
+    assert board_records == host_records

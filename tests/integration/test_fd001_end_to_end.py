@@ -71,17 +71,21 @@ def test_the_agent_reported_no_errors_and_a_final_stats_record(fd001_run):
     assert final["errors"] == 0 and final["samples"] == 13096 and final["streams"] == 100
 
 
-def test_every_record_is_the_same_with_the_python_windows(fd001_run):
-    """The bundle's compiled window kernel served the test split; the Python reference gives the same records."""
+def test_every_record_is_the_same_line_by_line_and_with_the_python_windows(fd001_run):
+    """The agent served the test split in blocks through the bundle's library (lines parsed in C, windows and
+    trees in one call); line by line with the same kernel, and with the Python reference, the records are
+    the same."""
     result, test, records = fd001_run
     argv = [sys.executable, "-m", "edge_agent", "run", "--bundle", str(result.bundle_dir), "--input", str(test.path)]
-    out = subprocess.run([*argv, "--no-kernel"], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    python = [json.loads(line) for line in out.stdout.splitlines()]
-    timing = {"latency_us", "rss_kb", "input", "latency_us_by_stage", "self_test", "windows", "seq"}
+    timing = {"latency_us", "rss_kb", "input", "latency_us_by_stage", "self_test", "windows", "seq", "blocks"}
 
     def answers(recs):
         return [{k: v for k, v in r.items() if k not in timing} for r in recs if r["type"] in ("prediction", "drift")]
 
-    assert python[0]["windows"] == "python" and records[0]["windows"] == "kernel"
-    assert len(answers(records)) > 10_000 and answers(records) == answers(python)
+    assert (records[0]["windows"], records[0]["blocks"]) == ("kernel", True)
+    for flag, windows in (("--line-by-line", "kernel"), ("--no-kernel", "python")):
+        out = subprocess.run([*argv, flag], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        other = [json.loads(line) for line in out.stdout.splitlines()]
+        assert (other[0]["windows"], other[0]["blocks"]) == (windows, False)
+        assert len(answers(records)) > 10_000 and answers(records) == answers(other), flag

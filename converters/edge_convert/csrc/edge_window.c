@@ -10,7 +10,7 @@
  * row (numpy's contiguous axis: the condition distances, the derived channels) numpy's
  * pairwise summation. The only libm call is sqrt, which IEEE 754 rounds exactly everywhere.
  *
- * Built into each bundle's tree library (edge_serve_block feeds its edge_predict) and, for
+ * Built into each bundle's tree library (edge_serve.c feeds its windows to edge_predict) and, for
  * training features on the host, on its own. */
 #include <math.h>
 #include <stdint.h>
@@ -379,27 +379,6 @@ void edge_window_raw(const plan_t *p, const stream_t *s, double *out) {
   int64_t n = p->length;
   for (int64_t i = 0; i < n; i++)
     memcpy(out + i * p->n_cols, s->ring + ((s->count - n + i) % p->ring) * p->n_ch, sizeof(double) * p->n_cols);
-}
-
-/* A block of samples in one call: for each, enter and push into its stream; status[i] is 0 (pushed,
- * no window), 1 (a window: its features are the next row of `features`) or 2 (stale: nothing
- * changed). x (n, n_cols) gets each pushed sample's preprocessed values, for the drift monitor.
- * Returns the number of windows. */
-int edge_window_block(const plan_t *p, stream_t **streams, const double *values, const double *settings,
-                      const double *times, int n, int8_t *status, double *x, double *features) {
-  int windows = 0;
-  for (int i = 0; i < n; i++) {
-    stream_t *s = streams[i];
-    if (!edge_window_enter(p, s, times[i])) {
-      status[i] = 2;
-      continue;
-    }
-    int done = edge_window_push(p, s, values + (size_t)i * p->n_cols, settings + (size_t)i * p->n_settings, times[i],
-                                x + (size_t)i * p->n_cols);
-    status[i] = (int8_t)done;
-    if (done) edge_window_features(p, s, features + (size_t)windows++ * p->n_out);
-  }
-  return windows;
 }
 
 /* The drift monitor's binning (edge_agent/drift.py, which has the numpy reference): the samples

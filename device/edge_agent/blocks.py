@@ -1,0 +1,169 @@
+"""The lines of a read as one block: parsed in C (edge_lines.c; samples.py reads any line it leaves),
+windowed and answered by the bundle's tree library in one call (edge_window_block_predict), and
+then taken in order, line by line, for what stays in Python: stream silence, drift, the records.
+
+The records are those Pipeline.handle gives line by line (the reference, and the path for a bundle
+without a kernel, a cascade, or a serial link): the same predictions, errors, drift and stream
+records in the same order. Only the latency split differs: a block's parse and features times are
+the whole block's (the model runs inside the features call, so inference is 0).
+"""
+
+import ctypes
+import time
+
+import numpy as np
+
+from edge_agent.pipeline import stale
+from edge_agent.samples import ONE_STREAM, SampleError
+
+MAX_LINES = 256  # a block: what one read brought, up to this many lines
+
+
+def can_block(pipeline):
+    """Whether the pipeline's first stage answers alone from the kernel in its library (one stage, fused)."""
+    lib = getattr(pipeline.windows, "lib", None)
+    return bool(pipeline.fused and not pipeline.cascade and pipeline.first == 0
+                and hasattr(lib, "edge_parse_lines") and hasattr(lib, "edge_window_block_predict"))  # fmt: skip
+
+
+class Blocks:
+    """Collects a source's events (add) and answers them a block at a time (answers)."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        windows = pipeline.windows
+        lib = windows.lib
+        p, i32 = ctypes.c_void_p, ctypes.c_int
+        self._parse = lib.edge_parse_lines
+        self._parse.restype, self._parse.argtypes = i32, (p, ctypes.c_int64, i32, p, p, p, p, p, p)
+        self._step = lib.edge_window_block_predict
+        self._step.restype, self._step.argtypes = None, (p, p, p, p, p, i32, i32, i32, i32, p, p, p)
+        parser = pipeline.parser
+        self.n_cols, self.n_settings = windows.n_columns, len(parser.settings)
+        self.n_outputs = pipeline.stages[0].n_outputs
+        n = MAX_LINES
+        self.ok = np.zeros(n, dtype=np.int8)
+        self.values = np.zeros((n, self.n_cols))
+        self.settings = np.zeros((n, max(1, self.n_settings)))
+        self.times = np.zeros(n)
+        self.stream = np.zeros((n, 2), dtype=np.int32)
+        self.status = np.zeros(n, dtype=np.int8)
+        self.x = np.zeros((n, self.n_cols))
+        self.out = np.zeros((n, self.n_outputs))
+        self.pending = []  # (event, when its line was complete)
+        self._layout = (None, None)  # the last columns (parser._columns) and the int32 array edge_parse_lines reads
+
+    def add(self, event, arrived_ns):
+        """Queue one source event; True once the block is full."""
+        self.pending.append((event, arrived_ns))
+        return len(self.pending) >= MAX_LINES
+
+    def answers(self):
+        """(line number, prediction record or None, SampleError or None, line complete) for each
+        queued non-empty line in order; the pipeline's events hold each line's drift and stream records
+        when it comes. Empties the queue."""
+        lines = [(e, t) for e, t in self.pending if e[2] is not None or e[1]]
+        self.pending = []
+        if not lines:
+            return
+        pipeline = self.pipeline
+        t0 = time.perf_counter_ns()
+        parsed = self._read(lines)
+        t1 = time.perf_counter_ns()
+        rows = [k for k, got in enumerate(parsed) if type(got) is tuple]
+        windows = [pipeline.windows.get(parsed[k][0]) for k in rows]
+        m = len(rows)
+        if m:
+            handles = np.array([w.handle for w in windows], dtype=np.uintp)
+            values, settings = self.values[rows], self.settings[rows]
+            times = np.array([parsed[k][1] for k in rows])
+            self._step(pipeline.windows.handle, handles.ctypes.data, values.ctypes.data, settings.ctypes.data,
+                       times.ctypes.data, m, self.n_cols, self.n_settings, self.n_outputs, self.status.ctypes.data,
+                       self.x.ctypes.data, self.out.ctypes.data)  # fmt: skip
+        t2 = time.perf_counter_ns()
+        status = self.status[:m].tolist()
+        outs = self.out[:m, 0].tolist() if self.n_outputs == 1 else self.out[:m].tolist()
+        spec, row = pipeline.specs[0], dict(zip(rows, range(m)))
+        for k, (event, arrived) in enumerate(lines):
+            got = parsed[k]
+            if type(got) is not tuple:  # an error, or a header line (None)
+                yield event[0], None, got, arrived
+                continue
+            j = row[k]
+            stream, t = got
+            window = windows[j]
+            if status[j] < 0:
+                yield event[0], None, stale(stream, t, window.time), arrived
+                continue
+            window.time = t
+            if pipeline.watch:
+                pipeline.watch.seen(stream)
+            if pipeline.drift:
+                pipeline.events += pipeline.drift.observe(self.x[j])
+            rec = None
+            if status[j]:
+                rec = pipeline.answered(stream, t, spec, outs[j], None, (arrived, t0, t1, t2, t2))
+            yield event[0], rec, None, arrived
+
+    def _read(self, lines):
+        """Per line: (stream, time) with its values in that row of self.values and self.settings, a
+        SampleError, or None (a header line). Runs of one source's lines go to C at once; a header
+        line changes the columns of the lines after it, which are then read again."""
+        parser = self.pipeline.parser
+        parsed = [None] * len(lines)
+        k = 0
+        while k < len(lines):
+            source = _source(lines[k][0])
+            end = k
+            while end < len(lines) and _source(lines[end][0]) == source:
+                end += 1
+            columns = parser.by_source.get(source, parser.default)
+            ok = self._c_read(lines, k, end, columns) if isinstance(columns, tuple) else None
+            k = self._take(lines, k, end, source, columns, ok, parsed)
+        return parsed
+
+    def _c_read(self, lines, start, end, columns):
+        """edge_parse_lines on lines[start:end] into rows start..end-1; the ok flags."""
+        if self._layout[0] is not columns:
+            width, stream_i, time_i, features, settings = columns
+            ints = [width, -1 if stream_i is None else stream_i, -1 if time_i is None else time_i, len(features),
+                    *features, len(settings), *settings]  # fmt: skip
+            self._layout = columns, np.array(ints, dtype=np.int32)
+        layout = self._layout[1]
+        text = "\n".join((e[1] or "") for e, _ in lines[start:end]).encode()
+        self.ok[start:end] = 0  # a line C does not reach (an error event's empty text, last) is samples.py's
+        self._parse(text, len(text), end - start, layout.ctypes.data, self.ok[start:].ctypes.data,
+                    self.values[start:].ctypes.data, self.settings[start:].ctypes.data,
+                    self.times[start:].ctypes.data, self.stream[start:].ctypes.data)  # fmt: skip
+        return self.ok
+
+    def _take(self, lines, start, end, source, columns, ok, parsed):
+        """Fill parsed[start:end] (C's lines as they are, the others through samples.py); the index to
+        go on from: `end`, or the line after a header line."""
+        parser = self.pipeline.parser
+        stream_i, time_i = (columns[1], columns[2]) if ok is not None else (None, None)
+        times = self.times.tolist() if ok is not None and time_i is not None else None
+        for k in range(start, end):
+            (number, text, error, *_), _ = lines[k]
+            if error is not None:
+                parsed[k] = error
+            elif ok is not None and ok[k]:
+                a, b = self.stream[k]
+                stream = text[a:b] if stream_i is not None else ONE_STREAM
+                parsed[k] = (stream, times[k] if times is not None else parser.arrival())
+            else:
+                try:
+                    sample = parser.parse(text, source)
+                except SampleError as exc:
+                    sample = parsed[k] = exc
+                if sample is not None and not isinstance(sample, SampleError):
+                    self.values[k] = sample.values
+                    self.settings[k, : self.n_settings] = sample.settings
+                    parsed[k] = (sample.stream, sample.time)
+                if parser.by_source.get(source, parser.default) is not columns:  # a header line, good or not:
+                    return k + 1  # the lines after it are read with what it says
+        return end
+
+
+def _source(event):
+    return event[3] if len(event) > 3 else 0
