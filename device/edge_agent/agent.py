@@ -147,19 +147,10 @@ def serve(
                     _write_events(pipeline, sink)
                 sink.flush()
                 continue
-            number, text, error = event[:3]
-            source = event[3] if len(event) > 3 else 0  # a TCP connection: its own header line
-            if error is None and not text:
+            if event[2] is None and not event[1]:  # an empty line
                 continue
             stats.samples += 1
-            rec, start = None, None
-            if error is None:
-                start = arrived() if arrived else clock()
-                try:
-                    rec = pipeline.handle(text, source, start)
-                except SampleError as exc:
-                    error = exc
-            account(number, rec, error, start)
+            account(*pipeline.answer(event, arrived() if arrived else clock()))
     finally:
         if blocks is not None:
             answer_block()  # the input ended (or SIGTERM): what came is answered before the final stats

@@ -17,6 +17,7 @@ from edge_agent.pipeline import stale
 from edge_agent.samples import ONE_STREAM, SampleError
 
 MAX_LINES = 256  # a block: what one read brought, up to this many lines
+MIN_LINES = 8  # fewer go line by line: a block's set-up costs about what the C reader saves on 8 lines
 
 
 def can_block(pipeline):
@@ -42,16 +43,25 @@ class Blocks:
         self.n_cols, self.n_settings = windows.n_columns, len(parser.settings)
         self.n_outputs = pipeline.stages[0].n_outputs
         n = MAX_LINES
+        # Per line of the block (the reader's rows), then per sample (the kernel's rows, the samples compacted).
         self.ok = np.zeros(n, dtype=np.int8)
         self.values = np.zeros((n, self.n_cols))
         self.settings = np.zeros((n, max(1, self.n_settings)))
         self.times = np.zeros(n)
         self.stream = np.zeros((n, 2), dtype=np.int32)
+        self.handles = np.zeros(n, dtype=np.uintp)
+        self.sample_values, self.sample_settings = np.zeros_like(self.values), np.zeros_like(self.settings)
+        self.sample_times = np.zeros(n)
         self.status = np.zeros(n, dtype=np.int8)
         self.x = np.zeros((n, self.n_cols))
         self.out = np.zeros((n, self.n_outputs))
+        # Addresses read once: reading .ctypes.data costs more per call than a line's parsing in C.
+        self._at = {name: (a.ctypes.data, a.strides[0]) for name, a in vars(self).items() if isinstance(a, np.ndarray)}
+        self._step_args = [self._at[a][0] for a in ("handles", "sample_values", "sample_settings", "sample_times")]
+        self._out_args = [self._at[a][0] for a in ("status", "x", "out")]
         self.pending = []  # (event, when its line was complete)
-        self._layout = (None, None)  # the last columns (parser._columns) and the int32 array edge_parse_lines reads
+        self._layout = (None, None, None)  # the last columns (parser._columns), as the int32 array edge_parse_lines
+        # reads, and its address
 
     def add(self, event, arrived_ns):
         """Queue one source event; True once the block is full."""
@@ -64,7 +74,9 @@ class Blocks:
         when it comes. Empties the queue."""
         lines = [(e, t) for e, t in self.pending if e[2] is not None or e[1]]
         self.pending = []
-        if not lines:
+        if len(lines) < MIN_LINES:  # a paced sensor's line or two: a block's set-up would cost more
+            for event, arrived in lines:
+                yield self.pipeline.answer(event, arrived)
             return
         pipeline = self.pipeline
         t0 = time.perf_counter_ns()
@@ -74,12 +86,12 @@ class Blocks:
         windows = [pipeline.windows.get(parsed[k][0]) for k in rows]
         m = len(rows)
         if m:
-            handles = np.array([w.handle for w in windows], dtype=np.uintp)
-            values, settings = self.values[rows], self.settings[rows]
-            times = np.array([parsed[k][1] for k in rows])
-            self._step(pipeline.windows.handle, handles.ctypes.data, values.ctypes.data, settings.ctypes.data,
-                       times.ctypes.data, m, self.n_cols, self.n_settings, self.n_outputs, self.status.ctypes.data,
-                       self.x.ctypes.data, self.out.ctypes.data)  # fmt: skip
+            self.handles[:m] = [w.handle for w in windows]
+            self.sample_times[:m] = [parsed[k][1] for k in rows]
+            np.take(self.values, rows, axis=0, out=self.sample_values[:m])
+            np.take(self.settings, rows, axis=0, out=self.sample_settings[:m])
+            self._step(pipeline.windows.handle, *self._step_args, m, self.n_cols, self.n_settings, self.n_outputs,
+                       *self._out_args)  # fmt: skip
         t2 = time.perf_counter_ns()
         status = self.status[:m].tolist()
         outs = self.out[:m, 0].tolist() if self.n_outputs == 1 else self.out[:m].tolist()
@@ -128,13 +140,13 @@ class Blocks:
             width, stream_i, time_i, features, settings = columns
             ints = [width, -1 if stream_i is None else stream_i, -1 if time_i is None else time_i, len(features),
                     *features, len(settings), *settings]  # fmt: skip
-            self._layout = columns, np.array(ints, dtype=np.int32)
-        layout = self._layout[1]
+            layout = np.array(ints, dtype=np.int32)
+            self._layout = columns, layout, layout.ctypes.data
+        layout_at = self._layout[2]
         text = "\n".join((e[1] or "") for e, _ in lines[start:end]).encode()
         self.ok[start:end] = 0  # a line C does not reach (an error event's empty text, last) is samples.py's
-        self._parse(text, len(text), end - start, layout.ctypes.data, self.ok[start:].ctypes.data,
-                    self.values[start:].ctypes.data, self.settings[start:].ctypes.data,
-                    self.times[start:].ctypes.data, self.stream[start:].ctypes.data)  # fmt: skip
+        rows = [base + start * stride for base, stride in (self._at[a] for a in _READ_INTO)]
+        self._parse(text, len(text), end - start, layout_at, *rows)
         return self.ok
 
     def _take(self, lines, start, end, source, columns, ok, parsed):
@@ -142,15 +154,16 @@ class Blocks:
         go on from: `end`, or the line after a header line."""
         parser = self.pipeline.parser
         stream_i, time_i = (columns[1], columns[2]) if ok is not None else (None, None)
-        times = self.times.tolist() if ok is not None and time_i is not None else None
+        times = self.times[start:end].tolist() if ok is not None and time_i is not None else None
+        spans = self.stream[start:end].tolist() if ok is not None and stream_i is not None else None
         for k in range(start, end):
             (number, text, error, *_), _ = lines[k]
             if error is not None:
                 parsed[k] = error
             elif ok is not None and ok[k]:
-                a, b = self.stream[k]
-                stream = text[a:b] if stream_i is not None else ONE_STREAM
-                parsed[k] = (stream, times[k] if times is not None else parser.arrival())
+                a, b = spans[k - start] if spans is not None else (0, 0)
+                stream = text[a:b] if spans is not None else ONE_STREAM
+                parsed[k] = (stream, times[k - start] if times is not None else parser.arrival())
             else:
                 try:
                     sample = parser.parse(text, source)
@@ -163,6 +176,9 @@ class Blocks:
                 if parser.by_source.get(source, parser.default) is not columns:  # a header line, good or not:
                     return k + 1  # the lines after it are read with what it says
         return end
+
+
+_READ_INTO = ("ok", "values", "settings", "times", "stream")  # edge_parse_lines' outputs, in its order
 
 
 def _source(event):

@@ -50,6 +50,17 @@ class Pipeline:
         self.seq = 0
         self._rss = rss_kb()
 
+    def answer(self, event, arrived_ns):
+        """One source event (number, text, error[, source]) line by line: (number, prediction record or
+        None, SampleError or None, arrived_ns)."""
+        number, text, error = event[:3]
+        if error is not None:
+            return number, None, error, arrived_ns
+        try:
+            return number, self.handle(text, event[3] if len(event) > 3 else 0, arrived_ns), None, arrived_ns
+        except SampleError as exc:
+            return number, None, exc, arrived_ns
+
     def handle(self, text, source=0, arrived_ns=None):
         """Process one stripped line of a source (a TCP connection has its own header line); return a
         prediction record or None (window not full, or a header line).
