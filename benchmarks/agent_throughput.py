@@ -14,7 +14,7 @@ manifest's drift section).
                empty input: imports, checksums, self-test), the median of --repeat runs (default 5)
   per CPU-s    the same over its CPU time (user + system, less start-up): what a busy machine disturbs least
   service p*   per window, the line's parse start -> its record ready (latency_us.total - wait); in a block,
-               the block's start -> the line's record: it covers the lines before it in the block
+               its share of the block's parse and kernel time and its own record's time
   vs C         the C program's samples/s over the agent's
 A paced run then sends the file over TCP at --rate samples/s (below capacity, as a sensor would) and
 reports the agent's own end-to-end figure: each line complete in the input buffer -> its record

@@ -4,8 +4,9 @@ then taken in order, line by line, for what stays in Python: stream silence, dri
 
 The records are those Pipeline.handle gives line by line (the reference, and the path for a bundle
 without a kernel, a cascade, or a serial link): the same predictions, errors, drift and stream
-records in the same order. Only the latency split differs: a block's parse and features times are
-the whole block's (the model runs inside the features call, so inference is 0).
+records in the same order. Only the latency split differs: a line's parse and features times are its
+share of the block's (the model runs inside the kernel's call, so inference is 0), and its wait is the
+rest of the time before its own turn: the lines ahead of it, the block's work on the others.
 """
 
 import ctypes
@@ -96,11 +97,13 @@ class Blocks:
         status = self.status[:m].tolist()
         outs = self.out[:m, 0].tolist() if self.n_outputs == 1 else self.out[:m].tolist()
         spec, row = pipeline.specs[0], dict(zip(rows, range(m)))
+        shares = (t1 - t0) / len(lines), (t2 - t1) / max(1, m)  # each line's part of the block's parse and kernel
         for k, (event, arrived) in enumerate(lines):
             got = parsed[k]
             if type(got) is not tuple:  # an error, or a header line (None)
                 yield event[0], None, got, arrived
                 continue
+            turn = time.perf_counter_ns()
             j = row[k]
             stream, t = got
             window = windows[j]
@@ -114,7 +117,7 @@ class Blocks:
                 pipeline.events += pipeline.drift.observe(self.x[j])
             rec = None
             if status[j]:
-                rec = pipeline.answered(stream, t, spec, outs[j], None, (arrived, t0, t1, t2, t2))
+                rec = pipeline.answered(stream, t, spec, outs[j], None, _line_times(arrived, shares, turn))
             yield event[0], rec, None, arrived
 
     def _read(self, lines):
@@ -176,6 +179,14 @@ class Blocks:
                 if parser.by_source.get(source, parser.default) is not columns:  # a header line, good or not:
                     return k + 1  # the lines after it are read with what it says
         return end
+
+
+def _line_times(arrived, shares, turn):
+    """A block line's (complete, parse start, parse end, features end, inference end) for its record: its
+    shares of the block's parse and kernel time end at its turn, and all before them is its wait."""
+    parse, features = shares
+    start = turn - parse - features
+    return arrived, start, start + parse, turn, turn
 
 
 _READ_INTO = ("ok", "values", "settings", "times", "stream")  # edge_parse_lines' outputs, in its order
