@@ -28,7 +28,7 @@ from edge_agent.pipeline import Pipeline
 from edge_agent.samples import SampleError
 from edge_agent.signature import DEFAULT_TRUSTED_KEYS
 from edge_agent.sources import CHUNK, LineSplitter
-from edge_agent.telemetry import rss_kb
+from edge_agent.telemetry import encode, rss_kb
 
 BENCH_FORMAT = "edge-agent-bench"
 BENCH_VERSION = 1
@@ -235,7 +235,7 @@ class _Run:
                     self.errors[exc.reason] += 1
                     continue
                 if rec is not None:  # a query ends with its record written, as `run` writes it
-                    os.write(self.sink, (json.dumps(rec, separators=(",", ":")) + "\n").encode())
+                    os.write(self.sink, (encode(rec) + "\n").encode())
                 t1 = clock()
                 self._keep_drift()
                 if rec is None:

@@ -24,7 +24,7 @@ MIN_LINES = 8  # fewer go line by line: a block's set-up costs about what the C 
 def can_block(pipeline):
     """Whether the pipeline's first stage answers alone from the kernel in its library (one stage, fused)."""
     lib = getattr(pipeline.windows, "lib", None)
-    return bool(pipeline.fused and not pipeline.cascade and pipeline.first == 0
+    return bool(pipeline.fused and not pipeline.cascade  # no cascade: stage 1 loaded (or the bundle was refused)
                 and hasattr(lib, "edge_parse_lines") and hasattr(lib, "edge_window_block_predict"))  # fmt: skip
 
 

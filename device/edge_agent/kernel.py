@@ -82,8 +82,6 @@ class KernelWindows:
             ("edge_window_n_features", ctypes.c_int, (p,)),
             ("edge_window_stream", p, (p,)),
             ("edge_window_stream_free", None, (p,)),
-            ("edge_window_enter", ctypes.c_int, (p, p, ctypes.c_double)),
-            ("edge_window_push", ctypes.c_int, (p, p, p, p, ctypes.c_double, p)),
             ("edge_window_step", ctypes.c_int, (p, p, p, p, ctypes.c_double, p)),
             ("edge_window_features", None, (p, p, p)),
             ("edge_window_raw", None, (p, p, p)),
@@ -136,20 +134,9 @@ class KernelWindows:
             window.time = time
         return status, (self._x if status >= 0 else None)
 
-    def push(self, window, values, settings, time):
-        """Preprocess one sample's values and push them into its window (after `window.enter(time)`);
-        (True when a window is complete, the preprocessed values)."""
-        self._values[:] = values
-        if len(settings):
-            self._settings[:] = settings
-        x_at, values_at, settings_at = self._at
-        done = self.lib.edge_window_push(self.handle, window.handle, values_at, settings_at, time, x_at)
-        window.time = time
-        return bool(done), self._x
-
 
 class KernelStream:
-    """One stream's state in C, with StreamWindow's reading side: enter, features, raw, time."""
+    """One stream's state in C, with StreamWindow's reading side: features, raw, time."""
 
     __slots__ = ("owner", "handle", "time")
 
@@ -162,9 +149,6 @@ class KernelStream:
     def __del__(self):
         if self.handle:
             self.owner.lib.edge_window_stream_free(self.handle)
-
-    def enter(self, time):
-        return bool(self.owner.lib.edge_window_enter(self.owner.handle, self.handle, time))
 
     def features(self):
         out = np.empty(self.owner.plan.n_features)

@@ -267,16 +267,10 @@ class WindowSet:
     def _new(self):
         return StreamWindow(self.plan)
 
-    def push(self, window, values, settings, time):
-        """Preprocess one sample's raw values and push them into its window (after `window.enter(time)`);
-        (True when a window is complete, the preprocessed values)."""
-        x = self.prep.apply(values, settings)
-        return window.push(x, time), x
-
     def step(self, window, values, settings, time):
-        """enter, then push: (-1 stale and nothing changed, or 0 pushed, or 1 a window is complete; the
-        preprocessed values, None when stale)."""
+        """Enter the sample's time, preprocess its raw values and push them into its window: (-1 stale and
+        nothing changed, or 0 pushed, or 1 a window is complete; the preprocessed values, None when stale)."""
         if not window.enter(time):
             return -1, None
-        done, x = self.push(window, values, settings, time)
-        return int(done), x
+        x = self.prep.apply(values, settings)
+        return int(window.push(x, time)), x

@@ -55,11 +55,11 @@ def sample_windows(samples, spec, keep_raw=True, lib=None):
     n_cols = len(spec["input"]["features"])
     for i, sample in enumerate(samples):
         window = windows.get(sample.stream)
-        if not window.enter(sample.time):
+        status, x = windows.step(window, sample.values, sample.settings, sample.time)
+        if status < 0:
             continue  # the agent's stale-time error: the window stays as it was
-        done, x = windows.push(window, sample.values, sample.settings, sample.time)
         all_x.append(x.copy())  # the kernel's buffer is reused for the next sample
-        if done:
+        if status:
             feats.append(window.features())
             if keep_raw:
                 raws.append(window.raw())

@@ -84,7 +84,7 @@ rows = []
 for line in sys.stdin:
     sample = pipeline.parser.parse(line.strip())
     window = pipeline.windows.get(sample.stream)
-    if window.enter(sample.time) and pipeline.windows.push(window, sample.values, sample.settings, sample.time)[0]:
+    if pipeline.windows.step(window, sample.values, sample.settings, sample.time)[0] == 1:
         rows.append(window.features())
 sys.stdout.buffer.write(np.array(rows).tobytes())
 """

@@ -103,9 +103,9 @@ def test_evicted_streams_start_over_alike(kernel, synthetic_splits, tmp_path):
         out = []
         for sample in turns:
             window = windows.get(sample.stream)
-            if window.enter(sample.time):
-                done, _ = windows.push(window, sample.values, sample.settings, sample.time)
-                out.append(window.features() if done else None)
+            status, _ = windows.step(window, sample.values, sample.settings, sample.time)
+            if status >= 0:
+                out.append(window.features() if status else None)
         got[name] = (out, windows.evicted, list(windows.streams))
     (a, evicted_a, kept_a), (b, evicted_b, kept_b) = got["python"], got["kernel"]
     assert evicted_a == evicted_b > 0 and kept_a == kept_b
