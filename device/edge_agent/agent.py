@@ -196,7 +196,8 @@ class _Batch:
 
 def _streams(pipeline):
     """Streams with a window now, how many were evicted to keep that number bounded, and drift."""
-    state = {"streams": len(pipeline.windows.streams), "streams_evicted": pipeline.windows.evicted}
+    streams, evicted = pipeline.streams_then or (len(pipeline.windows.streams), pipeline.windows.evicted)
+    state = {"streams": streams, "streams_evicted": evicted}
     if pipeline.drift:
         state["drift"] = pipeline.drift.summary()
     return state

@@ -1,6 +1,7 @@
 """The lines of a read as one block: parsed in C (edge_lines.c; samples.py reads any line it leaves),
-windowed and answered by the bundle's tree library in one call (edge_window_block_predict), and
-then taken in order, line by line, for what stays in Python: stream silence, drift, the records.
+windowed and answered by the bundle's tree library in one call (edge_window_block_predict), its
+samples given to the drift monitor in another (edge_drift_observe), and then taken in order, line by
+line, for what stays in Python: stream silence, the drift records of the checks, the records.
 
 The records are those Pipeline.handle gives line by line (the reference, and the path for a bundle
 without a kernel, a cascade, or a serial link): the same predictions, errors, drift and stream
@@ -84,7 +85,7 @@ class Blocks:
         parsed = self._read(lines)
         t1 = time.perf_counter_ns()
         rows = [k for k, got in enumerate(parsed) if type(got) is tuple]
-        windows = [pipeline.windows.get(parsed[k][0]) for k in rows]
+        windows, streams_then = self._windows(rows, parsed)
         m = len(rows)
         if m:
             self.handles[:m] = [w.handle for w in windows]
@@ -93,32 +94,49 @@ class Blocks:
             np.take(self.settings, rows, axis=0, out=self.sample_settings[:m])
             self._step(pipeline.windows.handle, *self._step_args, m, self.n_cols, self.n_settings, self.n_outputs,
                        *self._out_args)  # fmt: skip
+        checks = pipeline.drift.observe_block(self.x, self.status, m) if pipeline.drift else {}  # row -> its check
         t2 = time.perf_counter_ns()
         status = self.status[:m].tolist()
         outs = self.out[:m, 0].tolist() if self.n_outputs == 1 else self.out[:m].tolist()
-        spec, row = pipeline.specs[0], dict(zip(rows, range(m)))
+        row = dict(zip(rows, range(m)))
         shares = (t1 - t0) / len(lines), (t2 - t1) / max(1, m)  # each line's part of the block's parse and kernel
-        for k, (event, arrived) in enumerate(lines):
-            got = parsed[k]
-            if type(got) is not tuple:  # an error, or a header line (None)
-                yield event[0], None, got, arrived
-                continue
-            turn = time.perf_counter_ns()
-            j = row[k]
-            stream, t = got
-            window = windows[j]
-            if status[j] < 0:
-                yield event[0], None, stale(stream, t, window.time), arrived
-                continue
-            window.time = t
-            if pipeline.watch:
-                pipeline.watch.seen(stream)
-            if pipeline.drift:
-                pipeline.events += pipeline.drift.observe(self.x[j])
-            rec = None
-            if status[j]:
-                rec = pipeline.answered(stream, t, spec, outs[j], None, _line_times(arrived, shares, turn))
-            yield event[0], rec, None, arrived
+        spec = pipeline.specs[0]
+        try:
+            for k, (event, arrived) in enumerate(lines):
+                got = parsed[k]
+                if type(got) is not tuple:  # an error, or a header line (None)
+                    yield event[0], None, got, arrived
+                    continue
+                turn = time.perf_counter_ns()
+                j = row[k]
+                stream, t = got
+                window = windows[j]
+                pipeline.streams_then = streams_then[j]
+                if status[j] < 0:
+                    yield event[0], None, stale(stream, t, window.time), arrived
+                    continue
+                window.time = t
+                if pipeline.watch:
+                    pipeline.watch.seen(stream)
+                if j in checks:
+                    pipeline.events += pipeline.drift.checked(checks[j])
+                rec = None
+                if status[j]:
+                    rec = pipeline.answered(stream, t, spec, outs[j], None, _line_times(arrived, shares, turn))
+                yield event[0], rec, None, arrived
+        finally:
+            pipeline.streams_then = None
+
+    def _windows(self, rows, parsed):
+        """The window of each row's stream, in line order (as line by line: created, or evicted past
+        max_streams, in that order), and (streams, evicted) just after each, for a stats record that
+        falls at that line."""
+        windows, then = [], []
+        kept = self.pipeline.windows
+        for k in rows:
+            windows.append(kept.get(parsed[k][0]))
+            then.append((len(kept.streams), kept.evicted))
+        return windows, then
 
     def _read(self, lines):
         """Per line: (stream, time) with its values in that row of self.values and self.settings, a

@@ -8,6 +8,8 @@ it enters drift and when it clears, not on every sample.
 """
 
 import ctypes
+import math
+import types
 
 import numpy as np
 
@@ -54,17 +56,25 @@ def reference(values, feature_names, scores, **settings):
 
 
 def psi(expected, actual):
-    """Population stability index per row of two (F, bins) proportion arrays."""
-    e, a = np.maximum(expected, EPS), np.maximum(actual, EPS)
-    return np.sum((a - e) * np.log(a / e), axis=-1)
+    """Population stability index per row of two (F, bins) proportion arrays, as a list. Summed bin by
+    bin with libm's log, as the window kernel's edge_drift_check does: the two agree to the bit
+    (numpy's own log may differ in the last place)."""
+    out = []
+    for e_row, a_row in zip(np.maximum(expected, EPS).tolist(), np.maximum(actual, EPS).tolist()):
+        total = 0.0
+        for e, a in zip(e_row, a_row):
+            total += (a - e) * math.log(a / e)
+        out.append(total)
+    return out
 
 
 class DriftMonitor:
     """Feed it every preprocessed sample and every answered score; it returns drift records."""
 
     def __init__(self, section, lib=None):
-        """lib: a loaded library (ctypes.CDLL) with the window kernel's edge_drift_bin, which bins a check's
-        samples in one call (numpy's 15 calls cost ~100 µs a check on a small core); None: numpy."""
+        """lib: a loaded library (ctypes.CDLL) with the window kernel, whose edge_drift_check bins a
+        check's samples and takes PSI in one call (the reference's numpy and Python cost ~100 µs a check
+        on a small core) and whose edge_drift_observe takes a block's samples; None: the reference."""
         try:
             self.names = list(section["features"])
             self.window = int(section["psi_window"])
@@ -87,15 +97,19 @@ class DriftMonitor:
         for i, (cut, p) in enumerate(zip(section["edges"], section["probs"])):
             self.edges[i, : len(cut)] = cut
             self.expected[i, : len(p)] = p
-        # The last samples, and their bins: binned in one go at each check, only those not binned yet, and
-        # counted as they come and go (a check costs O(check_every x features), not O(window x features)).
+        # The last samples, and their bins: binned when a check comes (only those not binned yet) or as a
+        # block comes, and counted as they come and go (a check costs O(check_every x features), not
+        # O(window x features)). A slot's bin is -1 until its first binning.
         self.ring = np.zeros((self.window, len(self.names)))
-        self.bins = np.zeros((self.window, len(self.names)), dtype=np.int64)
+        self.bins = np.full((self.window, len(self.names)), -1, dtype=np.int64)
         self.binned = 0
         self.counts = np.zeros(self.expected.size, dtype=np.int64)
         self.offsets = np.arange(len(self.names)) * self.expected.shape[1]  # feature i's bins in a flat count
         self.seen = 0
-        self._bin = _binner(lib, self)
+        self.psi_now = np.zeros(len(self.names))  # edge_drift_check's PSI
+        self.psi = np.zeros((1, len(self.names)))  # edge_drift_observe's PSI, per check
+        self.checks = np.zeros((1, 3), dtype=np.int64)  # edge_drift_observe's (row, samples, over) per check
+        self._c = _kernel_state(lib, self)
         self.drifting = set()
         self.alarms = 0  # drift records raised (not clears), for the stats records
         self.ph_up = self.ph_down = 0.0  # Page-Hinkley cumulative sums, each kept >= 0
@@ -107,32 +121,51 @@ class DriftMonitor:
         self.seen += 1
         if self.seen < self.window or self.seen % self.every:
             return []
-        return self._check_psi()
-
-    def _check_psi(self):
         first = max(self.binned, self.seen - self.window)
-        if self._bin:
-            self._bin(first, self.seen, int(self.binned > 0))
-        else:
-            rows = np.arange(first, self.seen) % self.window
-            size = self.expected.size
-            if self.binned:  # every slot has been binned: its earlier sample's bin leaves
-                self.counts -= np.bincount((self.bins[rows] + self.offsets).ravel(), minlength=size)
-            self.bins[rows] = (self.ring[rows][:, :, None] >= self.edges).sum(axis=2)  # NaN: bin 0
-            self.counts += np.bincount((self.bins[rows] + self.offsets).ravel(), minlength=size)
         self.binned = self.seen
-        values = psi(self.expected, self.counts.reshape(self.expected.shape) / self.window)
-        over = {self.names[i]: round(float(values[i]), 4) for i in np.flatnonzero(values > self.threshold)}
+        if self._c:
+            over = self._c.check(first, self.seen)
+            return self._judge(self.psi_now, self.seen) if over or self.drifting else []
+        rows = np.arange(first, self.seen) % self.window
+        had = rows[self.bins[rows, 0] >= 0]  # slots binned before: their earlier samples' bins leave
+        size = self.expected.size
+        self.counts -= np.bincount((self.bins[had] + self.offsets).ravel(), minlength=size)
+        self.bins[rows] = (self.ring[rows][:, :, None] >= self.edges).sum(axis=2)  # NaN: bin 0
+        self.counts += np.bincount((self.bins[rows] + self.offsets).ravel(), minlength=size)
+        return self._judge(psi(self.expected, self.counts.reshape(self.expected.shape) / self.window), self.seen)
+
+    def observe_block(self, xs, status, n):
+        """Add a block's preprocessed samples at once (the window kernel's library only): the rows 0..n-1 of
+        xs (float64, (N, F)) whose status (int8) is not negative, in order. Returns {row: check} for the
+        rows whose sample ends a check; checked(check) gives its records when that row is answered."""
+        if self.psi.shape[0] < n // self.every + 1:
+            self.psi = np.zeros((n // self.every + 1, len(self.names)))
+            self.checks = np.zeros((n // self.every + 1, 3), dtype=np.int64)
+        k = self._c.observe(self.binned, self.seen, xs.ctypes.data, xs.strides[0] // 8, status.ctypes.data, n,
+                            self.psi.ctypes.data, self.checks.ctypes.data)  # fmt: skip
+        self.seen += int(np.count_nonzero(status[:n] >= 0))
+        self.binned = self.seen
+        return {row: check for check, row in enumerate(self.checks[:k, 0].tolist())}
+
+    def checked(self, check):
+        """The drift records of check `check` of the last observe_block (usually none)."""
+        _, samples, over = self.checks[check].tolist()
+        return self._judge(self.psi[check], samples) if over or self.drifting else []
+
+    def _judge(self, values, samples):
+        """The records of a check's PSI values (one per feature) at `samples` samples."""
+        values = values.tolist() if isinstance(values, np.ndarray) else values
+        over = {name: round(v, 4) for name, v in zip(self.names, values) if v > self.threshold}
         # Hysteresis: a feature clears only below half the threshold, so one noisy check cannot flap.
         cleared = {n for n in self.drifting if values[self.names.index(n)] < self.threshold / 2}
         started = set(over) - self.drifting
         out = []
         if started:
             self.drifting |= started
-            out.append(self._record("psi", "drift", features={n: over[n] for n in sorted(started)}))
+            out.append(self._record("psi", "drift", samples, features={n: over[n] for n in sorted(started)}))
         if cleared:
             self.drifting -= cleared
-            out.append(self._record("psi", "cleared", features=sorted(cleared)))
+            out.append(self._record("psi", "cleared", samples, features=sorted(cleared)))
         return out
 
     def score(self, value):
@@ -145,31 +178,50 @@ class DriftMonitor:
             return []
         direction = "up" if self.ph_up > self.lam else "down"
         self.ph_up = self.ph_down = 0.0  # start over: the next alarm needs fresh evidence
-        return [self._record("page-hinkley", "drift", direction=direction)]
+        return [self._record("page-hinkley", "drift", self.seen, direction=direction)]
 
     def summary(self):
         """What the stats records carry: features in drift now, and alarms so far."""
         return {"drifting": sorted(self.drifting), "alarms": self.alarms}
 
-    def _record(self, detector, state, **fields):
+    def _record(self, detector, state, samples, **fields):
         self.alarms += state == "drift"
         settings = (
             {"threshold": self.threshold, "window": self.window}
             if detector == "psi"
             else {"delta": self.delta, "lambda": self.lam}
         )
-        return record("drift", detector=detector, state=state, samples=self.seen, windows=self.windows, **fields,
+        return record("drift", detector=detector, state=state, samples=samples, windows=self.windows, **fields,
                       **settings)  # fmt: skip
 
 
-def _binner(lib, monitor):
-    """edge_drift_bin(first, seen, replace) on the monitor's arrays, or None where lib lacks it."""
-    fn = getattr(lib, "edge_drift_bin", None) if lib is not None else None
-    if fn is None:
+class DriftState(ctypes.Structure):
+    """edge_window.c's drift_t: a monitor's arrays and settings, as the kernel's drift functions read them."""
+
+    _fields_ = (
+        [(name, ctypes.c_void_p) for name in ("ring", "bins", "counts", "edges", "expected")]
+        + [(name, ctypes.c_int64) for name in ("n_features", "width", "window", "every")]
+        + [("eps", ctypes.c_double), ("threshold", ctypes.c_double)]
+    )
+
+
+def _kernel_state(lib, monitor):
+    """The monitor's C side: .check(first, seen) (edge_drift_check, PSI into monitor.psi_now) and .observe(...)
+    (edge_drift_observe); None where lib has no window kernel."""
+    if lib is None or not hasattr(lib, "edge_drift_observe"):
         return None
-    i64, p = ctypes.c_int64, ctypes.c_void_p
-    fn.restype, fn.argtypes = None, (p, p, p, p, i64, i64, i64, i64, i64, ctypes.c_int)
-    arrays = (monitor.ring, monitor.bins, monitor.counts, monitor.edges)
-    at = [a.ctypes.data for a in arrays]  # the arrays live as long as the monitor and are never replaced
+    monitor.expected_eps = np.maximum(monitor.expected, EPS)  # kept: the state points at it
     n_features, width = monitor.edges.shape
-    return lambda first, seen, replace: fn(*at, n_features, width, monitor.window, first, seen, replace)
+    state = DriftState(*(a.ctypes.data for a in (monitor.ring, monitor.bins, monitor.counts, monitor.edges,
+                                                  monitor.expected_eps)),
+                       n_features, width, monitor.window, monitor.every, EPS, monitor.threshold)  # fmt: skip
+    i64, p = ctypes.c_int64, ctypes.c_void_p
+    check, observe = lib.edge_drift_check, lib.edge_drift_observe
+    check.restype, check.argtypes = i64, (p, i64, i64, p)
+    observe.restype, observe.argtypes = i64, (p, i64, i64, p, i64, p, i64, p, p)
+    at, psi_at = ctypes.addressof(state), monitor.psi_now.ctypes.data
+    return types.SimpleNamespace(
+        state=state,  # kept alive with the functions that point at it
+        check=lambda first, seen: check(at, first, seen, psi_at),
+        observe=lambda *args: observe(at, *args),
+    )

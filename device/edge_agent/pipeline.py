@@ -47,6 +47,8 @@ class Pipeline:
         self.drift = DriftMonitor(manifest["drift"], lib) if "drift" in manifest else None
         self.events = []  # records other than predictions (drift), for the agent loop to write
         self.watch = None  # a StreamWatch (silent streams) while the agent serves
+        self.streams_then = None  # (streams, evicted) as of the line a block is answering: it has taken the
+        # windows of the lines after it already
         self.seq = 0
         self._rss = rss_kb()
 

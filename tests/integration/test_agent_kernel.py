@@ -38,11 +38,9 @@ def agent(bundle, *extra, input_path=None, chunks=None):
     return [json.loads(line) for line in out]
 
 
-def answers(records, streams=True):
-    """Every record without what varies run to run: timings, RSS, input counters, the stats' latencies;
-    streams=False: nor the stats' stream counts (inside a block, they count the whole block's streams)."""
+def answers(records):
+    """Every record without what varies run to run: timings, RSS, input counters, the stats' latencies."""
     skip = {"latency_us", "rss_kb", "input", "latency_us_by_stage", "self_test", "windows", "blocks"}
-    skip |= set() if streams else {"streams", "streams_evicted"}
     return [{k: v for k, v in r.items() if k not in skip} for r in records]
 
 
@@ -88,7 +86,7 @@ def test_blocks_the_kernel_and_python_windows_give_the_same_records(xgb_build, s
     reasons = {r["reason"] for r in blocks if r["type"] == "error"}
     assert {"field-count", "not-a-number", "not-finite", "stale-time"} <= reasons, reasons
     assert answers(kernel) == answers(python)
-    assert answers(blocks, streams=False) == answers(kernel, streams=False)
+    assert answers(blocks) == answers(kernel)
 
 
 def test_small_batches_from_a_paced_pipe_give_the_same_records_as_a_file(xgb_build, stream_with_bad_lines):
@@ -97,7 +95,7 @@ def test_small_batches_from_a_paced_pipe_give_the_same_records_as_a_file(xgb_bui
     chunks = ["".join(lines[i : i + 20]) for i in range(0, len(lines), 20)]  # 2,000 lines/s: well below capacity
     paced = agent(xgb_build.bundle_dir, chunks=chunks)
     whole = agent(xgb_build.bundle_dir, input_path=stream_with_bad_lines)
-    assert answers(paced, streams=False) == answers(whole, streams=False)
+    assert answers(paced) == answers(whole)
     final = paced[-1]
     assert final["final"] and final["latency_us"]["p50"] is not None
     # a paced sender's lines wait for little but their own service: far less than a 64 KiB read of a file

@@ -113,10 +113,9 @@ def test_evicted_streams_start_over_alike(kernel, synthetic_splits, tmp_path):
     assert all(x is None or np.array_equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("window, every", [(50, 7), (40, 40), (30, 45)])  # every > window: whole rings at once
-def test_the_kernels_drift_binning_is_numpys(kernel, window, every):
-    """DriftMonitor bins a check's samples through edge_drift_bin: the same bins, counts and records as
-    its numpy reference, with NaN, infinities, values on the edges and features with fewer edges."""
+def _drifting_rows(window, every):
+    """A drift section over 5 features (one with few distinct deciles) and 600 rows whose second half
+    shifts, with NaN, infinities and a value on an edge."""
     rng = np.random.default_rng(7)
     train = rng.normal(size=(3000, 5))
     train[:, 3] = rng.integers(0, 3, size=3000)  # few distinct deciles: padded with +inf edges
@@ -124,10 +123,58 @@ def test_the_kernels_drift_binning_is_numpys(kernel, window, every):
     rows = np.concatenate([rng.normal(size=(300, 5)), rng.normal(2.0, 1.0, size=(300, 5))])
     rows[rng.random(rows.shape) < 0.02] = np.nan
     rows[5, 1], rows[9, 2], rows[11, 0] = np.inf, -np.inf, section["edges"][0][3]
-    with_c, with_numpy = drift.DriftMonitor(section, kernel), drift.DriftMonitor(section)
-    assert with_c._bin is not None and with_numpy._bin is None
-    records = [(with_c.observe(x), with_numpy.observe(x)) for x in rows]
-    assert [c for c, _ in records] == [n for _, n in records]
-    assert sum(len(c) for c, _ in records) >= 1  # the shifted half drifts
-    assert np.array_equal(with_c.bins, with_numpy.bins) and np.array_equal(with_c.counts, with_numpy.counts)
-    assert with_c.counts.sum() == window * 5  # each slot in its feature's bins once
+    return section, rows
+
+
+def _same_state(a, b, window):
+    assert np.array_equal(a.bins, b.bins) and np.array_equal(a.counts, b.counts) and a.seen == b.seen
+    assert a.counts.sum() == window * 5  # each slot in its feature's bins once
+
+
+@pytest.mark.parametrize("window, every", [(50, 7), (40, 40), (30, 45)])  # every > window: whole rings at once
+def test_the_kernels_drift_check_is_the_references(kernel, window, every):
+    """DriftMonitor bins a check's samples and takes PSI through edge_drift_check: the same bins, counts,
+    PSI bits and records as its reference."""
+    section, rows = _drifting_rows(window, every)
+    with_c, reference = drift.DriftMonitor(section, kernel), drift.DriftMonitor(section)
+    assert with_c._c is not None and reference._c is None
+    records, psi_c, psi_reference = [], [], []
+    shape = reference.expected.shape
+    for x in rows:
+        records.append((with_c.observe(x), reference.observe(x)))
+        if with_c.seen >= window and with_c.seen % every == 0:  # a check: C's PSI against the reference's
+            psi_c.append(with_c.psi_now.tolist())
+            psi_reference.append(drift.psi(reference.expected, reference.counts.reshape(shape) / window))
+    assert [c for c, _ in records] == [r for _, r in records]
+    assert sum(len(c) for c, _ in records) >= 2  # the shifted half drifts, and features clear after it
+    _same_state(with_c, reference, window)
+    assert psi_c == psi_reference and max(map(max, psi_c)) > 0.25  # bit for bit, and large ones among them
+    e, a = np.maximum(reference.expected, drift.EPS), np.maximum(reference.counts.reshape(shape) / window, drift.EPS)
+    assert np.allclose(psi_reference[-1], np.sum((a - e) * np.log(a / e), axis=1), rtol=1e-12)  # the formula
+
+
+@pytest.mark.parametrize("window, every", [(50, 7), (40, 40), (30, 45)])
+def test_drift_in_blocks_is_drift_line_by_line(kernel, window, every):
+    """Blocks of random sizes through edge_drift_observe, some rows stale (not observed) and some single
+    rows between them through observe: the records come at the same rows, with the same sample counts,
+    as the reference's fed line by line, and the bins and counts end equal (at a check, where the
+    reference has binned every sample)."""
+    section, rows = _drifting_rows(window, every)
+    rng = np.random.default_rng(11)
+    status = np.where(rng.random(len(rows)) < 0.05, -1, 1).astype(np.int8)
+    ends = np.flatnonzero(np.cumsum(status >= 0) % every == 0)
+    rows, status = rows[: ends[-1] + 1], status[: ends[-1] + 1]  # ending on a check: the reference has binned all
+    blocks, reference = drift.DriftMonitor(section, kernel), drift.DriftMonitor(section)
+    got, want, start = [], [], 0
+    while start < len(rows):
+        n = int(rng.integers(1, 60))
+        xs, st = np.ascontiguousarray(rows[start : start + n]), status[start : start + n].copy()
+        if n < 3:  # now and then a line the agent takes alone
+            got += [(start + k, blocks.observe(x)) for k, x in enumerate(xs) if st[k] >= 0]
+        else:
+            checks = blocks.observe_block(xs, st, len(xs))
+            got += [(start + k, blocks.checked(checks[k]) if k in checks else []) for k in range(len(xs)) if st[k] >= 0]
+        want += [(start + k, reference.observe(x)) for k, x in enumerate(xs) if st[k] >= 0]
+        start += n
+    assert got == want and sum(len(r) for _, r in got) >= 2
+    _same_state(blocks, reference, window)

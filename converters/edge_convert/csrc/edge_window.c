@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EDGE_WINDOW_ABI 1
+#define EDGE_WINDOW_ABI 2
 
 enum op { W_MEAN, W_STD, W_MIN, W_MAX, W_RMS, W_SLOPE, W_LAST, R_MEAN, R_STD, R_SLOPE, A_MEAN, A_SLOPE, EWM, BASE, PEAK };
 
@@ -381,24 +381,77 @@ void edge_window_raw(const plan_t *p, const stream_t *s, double *out) {
     memcpy(out + i * p->n_cols, s->ring + ((s->count - n + i) % p->ring) * p->n_ch, sizeof(double) * p->n_cols);
 }
 
-/* The drift monitor's binning (edge_agent/drift.py, which has the numpy reference): the samples
- * first..seen-1 of a ring of `window` preprocessed samples (n_features each) go into bins, a bin
- * being how many of the feature's `width` edges are <= the value (NaN: 0), and the flat counts
- * (feature f's bins at f * (width + 1)) follow: once every slot has been binned (`replace`), a
- * slot's previous bin leaves as its new one comes. */
-void edge_drift_bin(const double *ring, int64_t *bins, int64_t *counts, const double *edges, int64_t n_features,
-                    int64_t width, int64_t window, int64_t first, int64_t seen, int replace) {
-  for (int64_t i = first; i < seen; i++) {
-    int64_t slot = i % window;
-    const double *x = ring + slot * n_features;
-    int64_t *b = bins + slot * n_features;
-    for (int64_t f = 0; f < n_features; f++) {
-      const double *e = edges + f * width;
-      int64_t k = 0;
-      for (int64_t j = 0; j < width; j++) k += e[j] <= x[f];
-      if (replace) counts[f * (width + 1) + b[f]]--;
-      b[f] = k;
-      counts[f * (width + 1) + k]++;
+/* The drift monitor (edge_agent/drift.py: DriftMonitor, whose numpy and Python code is the reference):
+ * its arrays and settings, as drift.py's DriftState lays them out. */
+typedef struct {
+  double *ring;           /* (window, n_features): the last `window` preprocessed samples */
+  int64_t *bins;          /* (window, n_features): each slot's bin, -1 before the slot is first binned */
+  int64_t *counts;        /* n_features * (width + 1): how many slots are in each feature's bins */
+  const double *edges;    /* (n_features, width): each feature's bin edges, padded with +inf */
+  const double *expected; /* (n_features, width + 1): the training proportions, at least eps */
+  int64_t n_features, width, window, every;
+  double eps, threshold;
+} drift_t;
+
+/* Sample i (in the ring's slot i % window) into its bins: how many of a feature's edges are <= the
+ * value (NaN: 0); the slot's earlier bin, if it has one, leaves the counts. */
+static void drift_bin(const drift_t *d, int64_t i) {
+  int64_t slot = i % d->window, w = d->width;
+  const double *x = d->ring + slot * d->n_features;
+  int64_t *b = d->bins + slot * d->n_features;
+  for (int64_t f = 0; f < d->n_features; f++) {
+    const double *e = d->edges + f * w;
+    int64_t k = 0;
+    for (int64_t j = 0; j < w; j++) k += e[j] <= x[f];
+    if (b[f] >= 0) d->counts[f * (w + 1) + b[f]]--;
+    b[f] = k;
+    d->counts[f * (w + 1) + k]++;
+  }
+}
+
+/* Each feature's PSI of the counts against the expected proportions into psi, summed bin by bin in
+ * the reference's order with the same libm log, so the values are its bits; returns how many are
+ * above the threshold. */
+static int64_t drift_psi(const drift_t *d, double *psi) {
+  int64_t over = 0, w = d->width;
+  for (int64_t f = 0; f < d->n_features; f++) {
+    double sum = 0.0;
+    for (int64_t j = 0; j <= w; j++) {
+      double a = (double)d->counts[f * (w + 1) + j] / (double)d->window, e = d->expected[f * (w + 1) + j];
+      if (a < d->eps) a = d->eps;
+      sum += (a - e) * log(a / e);
+    }
+    psi[f] = sum;
+    over += sum > d->threshold;
+  }
+  return over;
+}
+
+/* A check over the ring as it is: the samples first..seen-1 not binned yet into their bins, then the
+ * PSI (into psi); returns how many features are above the threshold. */
+int64_t edge_drift_check(const drift_t *d, int64_t first, int64_t seen, double *psi) {
+  for (int64_t i = first; i < seen; i++) drift_bin(d, i);
+  return drift_psi(d, psi);
+}
+
+/* A block's samples, in order: each of the n rows of xs (x_stride doubles apart) whose status is not
+ * negative enters the ring and its bins, after the samples binned..seen-1 that were not binned yet.
+ * At each check (a sample count that is a multiple of every, and at least window) the PSI goes to
+ * psi + k * n_features and (row, sample count, features above the threshold) to checks + 3 * k.
+ * Returns the number of checks k (the caller has room for n / every + 1). */
+int64_t edge_drift_observe(const drift_t *d, int64_t binned, int64_t seen, const double *xs, int64_t x_stride,
+                           const int8_t *status, int64_t n, double *psi, int64_t *checks) {
+  for (int64_t i = binned > seen - d->window ? binned : seen - d->window; i < seen; i++) drift_bin(d, i);
+  int64_t k = 0;
+  for (int64_t row = 0; row < n; row++) {
+    if (status[row] < 0) continue;
+    memcpy(d->ring + (seen % d->window) * d->n_features, xs + row * x_stride, sizeof(double) * d->n_features);
+    drift_bin(d, seen++);
+    if (seen >= d->window && seen % d->every == 0) {
+      int64_t *c = checks + 3 * k;
+      c[0] = row, c[1] = seen, c[2] = drift_psi(d, psi + k * d->n_features);
+      k++;
     }
   }
+  return k;
 }
