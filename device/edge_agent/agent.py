@@ -21,7 +21,7 @@ from edge_agent.selftest import run_selftest
 from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle
 from edge_agent.sources import open_source
 from edge_agent.streams import DEFAULT_SILENT_AFTER_S, StreamWatch
-from edge_agent.telemetry import Stats, encode, record, write_record
+from edge_agent.telemetry import Stats, encode, encode_prediction, record, write_record
 
 
 def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS, kernel=True):
@@ -170,16 +170,19 @@ class _Batch:
         self.oldest = 0
 
     def write(self, rec):
-        if not self.lines:
-            self.oldest = time.perf_counter_ns()
-        self.lines.append(encode(rec))
-        if not self.batch or time.perf_counter_ns() - self.oldest >= HOLD_S * 1e9:
-            self.flush()
+        self._add(encode(rec))
 
     def prediction(self, rec, arrived_ns):
         self.stats.add_prediction(rec["stage"])
         self.written.append((rec["stage"], arrived_ns))
-        self.write(rec)
+        self._add(encode_prediction(rec))
+
+    def _add(self, line):
+        if not self.lines:
+            self.oldest = time.perf_counter_ns()
+        self.lines.append(line)
+        if not self.batch or time.perf_counter_ns() - self.oldest >= HOLD_S * 1e9:
+            self.flush()
 
     def flush(self):
         if not self.lines:
