@@ -1,10 +1,12 @@
 """Drift on the board: PSI of every input feature over a rolling window of samples, and a Page-Hinkley
 test on the score, against reference statistics from training that the manifest carries.
 
-State is O(features x window): a ring of each recent sample's bin per feature.
-A sample costs one comparison against the bin edges; every `check_every`
-samples the ring is counted (one bincount) and PSI taken. A detector reports when
-it enters drift and when it clears, not on every sample.
+State is O(features x window): a ring of the recent samples and each one's bin per
+feature. Samples are binned when a check comes (those not binned yet) or as a block
+comes, the counts follow them in and out, and every `check_every` samples PSI is
+taken. Where the bundle has the window kernel, the binning and PSI run in C with the
+same bits as the reference here. A detector reports when it enters drift and when it
+clears, not on every sample.
 """
 
 import ctypes
