@@ -198,7 +198,8 @@ class _Batch:
 
 
 def _streams(pipeline):
-    """Streams with a window now, how many were evicted to keep that number bounded, and drift."""
+    """Streams with a window now (in a block: as of the line answered), how many were evicted to keep that
+    number bounded, and drift."""
     streams, evicted = pipeline.streams_then or (len(pipeline.windows.streams), pipeline.windows.evicted)
     state = {"streams": streams, "streams_evicted": evicted}
     if pipeline.drift:

@@ -94,7 +94,8 @@ class Blocks:
             np.take(self.settings, rows, axis=0, out=self.sample_settings[:m])
             self._step(pipeline.windows.handle, *self._step_args, m, self.n_cols, self.n_settings, self.n_outputs,
                        *self._out_args)  # fmt: skip
-        checks = pipeline.drift.observe_block(self.x, self.status, m) if pipeline.drift else {}  # row -> its check
+        drift = pipeline.drift
+        checks, samples = drift.observe_block(self.x, self.status, m) if drift else ({}, None)  # row -> its check
         t2 = time.perf_counter_ns()
         status = self.status[:m].tolist()
         outs = self.out[:m, 0].tolist() if self.n_outputs == 1 else self.out[:m].tolist()
@@ -112,6 +113,8 @@ class Blocks:
                 stream, t = got
                 window = windows[j]
                 pipeline.streams_then = streams_then[j]
+                if drift:
+                    drift.samples_then = samples[j]
                 if status[j] < 0:
                     yield event[0], None, stale(stream, t, window.time), arrived
                     continue
@@ -119,13 +122,15 @@ class Blocks:
                 if pipeline.watch:
                     pipeline.watch.seen(stream)
                 if j in checks:
-                    pipeline.events += pipeline.drift.checked(checks[j])
+                    pipeline.events += drift.checked(checks[j])
                 rec = None
                 if status[j]:
                     rec = pipeline.answered(stream, t, spec, outs[j], None, _line_times(arrived, shares, turn))
                 yield event[0], rec, None, arrived
         finally:
             pipeline.streams_then = None
+            if drift:
+                drift.samples_then = None
 
     def _windows(self, rows, parsed):
         """The window of each row's stream, in line order (as line by line: created, or evicted past

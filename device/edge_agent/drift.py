@@ -75,8 +75,8 @@ class DriftMonitor:
 
     def __init__(self, section, lib=None):
         """lib: a loaded library (ctypes.CDLL) with the window kernel, whose edge_drift_check bins a
-        check's samples and takes PSI in one call (the reference's numpy and Python cost ~100 µs a check
-        on a small core) and whose edge_drift_observe takes a block's samples; None: the reference."""
+        check's samples and takes PSI in one call (the reference's numpy binning alone cost ~100 µs a
+        check on a small core) and whose edge_drift_observe takes a block's samples; None: the reference."""
         try:
             self.names = list(section["features"])
             self.window = int(section["psi_window"])
@@ -108,9 +108,12 @@ class DriftMonitor:
         self.counts = np.zeros(self.expected.size, dtype=np.int64)
         self.offsets = np.arange(len(self.names)) * self.expected.shape[1]  # feature i's bins in a flat count
         self.seen = 0
-        self.psi_now = np.zeros(len(self.names))  # edge_drift_check's PSI
-        self.psi = np.zeros((1, len(self.names)))  # edge_drift_observe's PSI, per check
-        self.checks = np.zeros((1, 3), dtype=np.int64)  # edge_drift_observe's (row, samples, over) per check
+        self.expected_eps = np.maximum(self.expected, EPS)  # the kernel's drift functions read it
+        self.check_psi = np.zeros(len(self.names))  # edge_drift_check's PSI
+        self.block_psi = np.zeros((1, len(self.names)))  # edge_drift_observe's PSI, per check in the block
+        self.block_checks = np.zeros((1, 3), dtype=np.int64)  # and its (row, samples, over) per check
+        self.samples_then = None  # the sample count as of the block row being answered (observe_block has
+        # counted the whole block already): what a Page-Hinkley record then carries
         self._c = _kernel_state(lib, self)
         self.drifting = set()
         self.alarms = 0  # drift records raised (not clears), for the stats records
@@ -127,7 +130,7 @@ class DriftMonitor:
         self.binned = self.seen
         if self._c:
             over = self._c.check(first, self.seen)
-            return self._judge(self.psi_now, self.seen) if over or self.drifting else []
+            return self._judge(self.check_psi, self.seen) if over or self.drifting else []
         rows = np.arange(first, self.seen) % self.window
         had = rows[self.bins[rows, 0] >= 0]  # slots binned before: their earlier samples' bins leave
         size = self.expected.size
@@ -139,20 +142,21 @@ class DriftMonitor:
     def observe_block(self, xs, status, n):
         """Add a block's preprocessed samples at once (the window kernel's library only): the rows 0..n-1 of
         xs (float64, (N, F)) whose status (int8) is not negative, in order. Returns {row: check} for the
-        rows whose sample ends a check; checked(check) gives its records when that row is answered."""
-        if self.psi.shape[0] < n // self.every + 1:
-            self.psi = np.zeros((n // self.every + 1, len(self.names)))
-            self.checks = np.zeros((n // self.every + 1, 3), dtype=np.int64)
+        rows whose sample ends a check, and the sample count as of each row. While a row is answered, set
+        samples_then to its count; checked(check) gives a check's records."""
+        if self.block_psi.shape[0] < n // self.every + 1:
+            self.block_psi = np.zeros((n // self.every + 1, len(self.names)))
+            self.block_checks = np.zeros((n // self.every + 1, 3), dtype=np.int64)
         k = self._c.observe(self.binned, self.seen, xs.ctypes.data, xs.strides[0] // 8, status.ctypes.data, n,
-                            self.psi.ctypes.data, self.checks.ctypes.data)  # fmt: skip
-        self.seen += int(np.count_nonzero(status[:n] >= 0))
-        self.binned = self.seen
-        return {row: check for check, row in enumerate(self.checks[:k, 0].tolist())}
+                            self.block_psi.ctypes.data, self.block_checks.ctypes.data)  # fmt: skip
+        samples = (np.cumsum(status[:n] >= 0) + self.seen).tolist()
+        self.seen = self.binned = samples[-1] if n else self.seen
+        return {row: check for check, row in enumerate(self.block_checks[:k, 0].tolist())}, samples
 
     def checked(self, check):
         """The drift records of check `check` of the last observe_block (usually none)."""
-        _, samples, over = self.checks[check].tolist()
-        return self._judge(self.psi[check], samples) if over or self.drifting else []
+        _, samples, over = self.block_checks[check].tolist()
+        return self._judge(self.block_psi[check], samples) if over or self.drifting else []
 
     def _judge(self, values, samples):
         """The records of a check's PSI values (one per feature) at `samples` samples."""
@@ -180,7 +184,8 @@ class DriftMonitor:
             return []
         direction = "up" if self.ph_up > self.lam else "down"
         self.ph_up = self.ph_down = 0.0  # start over: the next alarm needs fresh evidence
-        return [self._record("page-hinkley", "drift", self.seen, direction=direction)]
+        samples = self.seen if self.samples_then is None else self.samples_then
+        return [self._record("page-hinkley", "drift", samples, direction=direction)]
 
     def summary(self):
         """What the stats records carry: features in drift now, and alarms so far."""
@@ -208,11 +213,10 @@ class DriftState(ctypes.Structure):
 
 
 def _kernel_state(lib, monitor):
-    """The monitor's C side: .check(first, seen) (edge_drift_check, PSI into monitor.psi_now) and .observe(...)
+    """The monitor's C side: .check(first, seen) (edge_drift_check, PSI into monitor.check_psi) and .observe(...)
     (edge_drift_observe); None where lib has no window kernel."""
     if lib is None or not hasattr(lib, "edge_drift_observe"):
         return None
-    monitor.expected_eps = np.maximum(monitor.expected, EPS)  # kept: the state points at it
     n_features, width = monitor.edges.shape
     state = DriftState(*(a.ctypes.data for a in (monitor.ring, monitor.bins, monitor.counts, monitor.edges,
                                                   monitor.expected_eps)),
@@ -221,7 +225,7 @@ def _kernel_state(lib, monitor):
     check, observe = lib.edge_drift_check, lib.edge_drift_observe
     check.restype, check.argtypes = i64, (p, i64, i64, p)
     observe.restype, observe.argtypes = i64, (p, i64, i64, p, i64, p, i64, p, p)
-    at, psi_at = ctypes.addressof(state), monitor.psi_now.ctypes.data
+    at, psi_at = ctypes.addressof(state), monitor.check_psi.ctypes.data
     return types.SimpleNamespace(
         state=state,  # kept alive with the functions that point at it
         check=lambda first, seen: check(at, first, seen, psi_at),

@@ -47,8 +47,9 @@ class Pipeline:
         self.drift = DriftMonitor(manifest["drift"], lib) if "drift" in manifest else None
         self.events = []  # records other than predictions (drift), for the agent loop to write
         self.watch = None  # a StreamWatch (silent streams) while the agent serves
-        self.streams_then = None  # (streams, evicted) as of the line a block is answering: it has taken the
-        # windows of the lines after it already
+        # (streams, evicted) as of the line a block is answering, for its stats record: the block has taken
+        # the windows of the lines after it already
+        self.streams_then = None
         self.seq = 0
         self._rss = rss_kb()
 

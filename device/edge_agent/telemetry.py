@@ -50,7 +50,8 @@ _STEPS = ("wait", "parse", "features", "inference", "total")
 def encode_prediction(rec):
     """encode(rec) of a prediction record, the same text in half the time: one a window is the agent's hot
     path. A binary task's record is written in one format string (float's repr is what encode writes for a
-    finite float); any other layout, and a time or score that is not a finite float, goes to encode."""
+    finite float); any other layout, and a time or score that is not a finite float, goes to encode. The
+    latencies are Python floats by construction (nanoseconds / 1000 in Pipeline.answered)."""
     t, score, steps = rec["t"], rec["score"], rec["latency_us"]
     if (tuple(rec) != _BINARY or tuple(steps) != _STEPS or type(t) is not float or type(score) is not float
             or type(rec["prediction"]) is not int or not (math.isfinite(t) and math.isfinite(score))):  # fmt: skip

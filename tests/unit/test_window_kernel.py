@@ -143,7 +143,7 @@ def test_the_kernels_drift_check_is_the_references(kernel, window, every):
     for x in rows:
         records.append((with_c.observe(x), reference.observe(x)))
         if with_c.seen >= window and with_c.seen % every == 0:  # a check: C's PSI against the reference's
-            psi_c.append(with_c.psi_now.tolist())
+            psi_c.append(with_c.check_psi.tolist())
             psi_reference.append(drift.psi(reference.expected, reference.counts.reshape(shape) / window))
     assert [c for c, _ in records] == [r for _, r in records]
     assert sum(len(c) for c, _ in records) >= 2  # the shifted half drifts, and features clear after it
@@ -156,25 +156,31 @@ def test_the_kernels_drift_check_is_the_references(kernel, window, every):
 @pytest.mark.parametrize("window, every", [(50, 7), (40, 40), (30, 45)])
 def test_drift_in_blocks_is_drift_line_by_line(kernel, window, every):
     """Blocks of random sizes through edge_drift_observe, some rows stale (not observed) and some single
-    rows between them through observe: the records come at the same rows, with the same sample counts,
-    as the reference's fed line by line, and the bins and counts end equal (at a check, where the
-    reference has binned every sample)."""
+    rows between them through observe, each row's score then taken as the agent does: the PSI and
+    Page-Hinkley records come at the same rows, with the same sample counts, as the reference's fed line
+    by line, and the bins and counts end equal (at a check, where the reference has binned every sample)."""
     section, rows = _drifting_rows(window, every)
+    section["ph_lambda"] = 2.0  # the shifted scores below raise an alarm every few rows
     rng = np.random.default_rng(11)
     status = np.where(rng.random(len(rows)) < 0.05, -1, 1).astype(np.int8)
     ends = np.flatnonzero(np.cumsum(status >= 0) % every == 0)
     rows, status = rows[: ends[-1] + 1], status[: ends[-1] + 1]  # ending on a check: the reference has binned all
+    scores = np.where(np.arange(len(rows)) < len(rows) // 2, 0.5, 0.95) + rng.normal(0, 0.05, len(rows))
     blocks, reference = drift.DriftMonitor(section, kernel), drift.DriftMonitor(section)
     got, want, start = [], [], 0
     while start < len(rows):
         n = int(rng.integers(1, 60))
-        xs, st = np.ascontiguousarray(rows[start : start + n]), status[start : start + n].copy()
+        xs, st, sc = np.ascontiguousarray(rows[start : start + n]), status[start : start + n].copy(), scores[start:]
         if n < 3:  # now and then a line the agent takes alone
-            got += [(start + k, blocks.observe(x)) for k, x in enumerate(xs) if st[k] >= 0]
+            got += [(start + k, blocks.observe(x) + blocks.score(sc[k])) for k, x in enumerate(xs) if st[k] >= 0]
         else:
-            checks = blocks.observe_block(xs, st, len(xs))
-            got += [(start + k, blocks.checked(checks[k]) if k in checks else []) for k in range(len(xs)) if st[k] >= 0]
-        want += [(start + k, reference.observe(x)) for k, x in enumerate(xs) if st[k] >= 0]
+            checks, samples = blocks.observe_block(xs, st, len(xs))
+            for k in np.flatnonzero(st >= 0).tolist():
+                blocks.samples_then = samples[k]
+                got.append((start + k, (blocks.checked(checks[k]) if k in checks else []) + blocks.score(sc[k])))
+            blocks.samples_then = None
+        want += [(start + k, reference.observe(x) + reference.score(sc[k])) for k, x in enumerate(xs) if st[k] >= 0]
         start += n
-    assert got == want and sum(len(r) for _, r in got) >= 2
+    detectors = [r["detector"] for _, records in got for r in records]
+    assert got == want and detectors.count("psi") >= 2 and detectors.count("page-hinkley") >= 5
     _same_state(blocks, reference, window)

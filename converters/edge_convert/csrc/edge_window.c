@@ -435,7 +435,8 @@ int64_t edge_drift_check(const drift_t *d, int64_t first, int64_t seen, double *
 }
 
 /* A block's samples, in order: each of the n rows of xs (x_stride doubles apart) whose status is not
- * negative enters the ring and its bins, after the samples binned..seen-1 that were not binned yet.
+ * negative enters the ring and its bins, after the samples still in the ring that were not binned yet
+ * (max(binned, seen - window)..seen-1).
  * At each check (a sample count that is a multiple of every, and at least window) the PSI goes to
  * psi + k * n_features and (row, sample count, features above the threshold) to checks + 3 * k.
  * Returns the number of checks k (the caller has room for n / every + 1). */
@@ -449,7 +450,9 @@ int64_t edge_drift_observe(const drift_t *d, int64_t binned, int64_t seen, const
     drift_bin(d, seen++);
     if (seen >= d->window && seen % d->every == 0) {
       int64_t *c = checks + 3 * k;
-      c[0] = row, c[1] = seen, c[2] = drift_psi(d, psi + k * d->n_features);
+      c[0] = row;
+      c[1] = seen;
+      c[2] = drift_psi(d, psi + k * d->n_features);
       k++;
     }
   }
