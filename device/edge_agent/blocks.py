@@ -62,6 +62,8 @@ class Blocks:
         self._step_args = [self._at[a][0] for a in ("handles", "sample_values", "sample_settings", "sample_times")]
         self._out_args = [self._at[a][0] for a in ("status", "x", "out")]
         self.pending = []  # (event, when its line was complete)
+        if pipeline.drift:
+            pipeline.drift.bind_block(self.x, self.status)
         self._layout = (None, None, None)  # the last columns (parser._columns), as the int32 array edge_parse_lines
         # reads, and its address
 
@@ -95,12 +97,14 @@ class Blocks:
             self._step(pipeline.windows.handle, *self._step_args, m, self.n_cols, self.n_settings, self.n_outputs,
                        *self._out_args)  # fmt: skip
         drift = pipeline.drift
-        checks, samples = drift.observe_block(self.x, self.status, m) if drift else ({}, None)  # row -> its check
+        checks = drift.observe_block(m) if drift else {}  # row -> its check
         t2 = time.perf_counter_ns()
         status = self.status[:m].tolist()
         outs = self.out[:m, 0].tolist() if self.n_outputs == 1 else self.out[:m].tolist()
         row = dict(zip(rows, range(m)))
-        shares = (t1 - t0) / len(lines), (t2 - t1) / max(1, m)  # each line's part of the block's parse and kernel
+        # Each line's part of the block's parse and kernel time, in whole nanoseconds: its latencies then have
+        # a few decimals in microseconds, whose text costs a fifth of a fraction's 17 digits.
+        parse, features = (t1 - t0) // len(lines), (t2 - t1) // max(1, m)
         spec = pipeline.specs[0]
         try:
             for k, (event, arrived) in enumerate(lines):
@@ -114,7 +118,7 @@ class Blocks:
                 window = windows[j]
                 pipeline.streams_then = streams_then[j]
                 if drift:
-                    drift.samples_then = samples[j]
+                    drift.row_then = j
                 if status[j] < 0:
                     yield event[0], None, stale(stream, t, window.time), arrived
                     continue
@@ -124,13 +128,15 @@ class Blocks:
                 if j in checks:
                     pipeline.events += drift.checked(checks[j])
                 rec = None
-                if status[j]:
-                    rec = pipeline.answered(stream, t, spec, outs[j], None, _line_times(arrived, shares, turn))
+                if status[j]:  # its shares of the block's parse and kernel time end at its turn; before them, its wait
+                    start = turn - parse - features
+                    times = arrived, start, start + parse, turn, turn
+                    rec = pipeline.answered(stream, t, spec, outs[j], None, times)
                 yield event[0], rec, None, arrived
         finally:
             pipeline.streams_then = None
             if drift:
-                drift.samples_then = None
+                drift.row_then = None
 
     def _windows(self, rows, parsed):
         """The window of each row's stream, in line order (as line by line: created, or evicted past
@@ -182,11 +188,12 @@ class Blocks:
         stream_i, time_i = (columns[1], columns[2]) if ok is not None else (None, None)
         times = self.times[start:end].tolist() if ok is not None and time_i is not None else None
         spans = self.stream[start:end].tolist() if ok is not None and stream_i is not None else None
+        ok = ok[start:end].tolist() if ok is not None else [0] * (end - start)  # a list: numpy's [k] costs more
         for k in range(start, end):
             (number, text, error, *_), _ = lines[k]
             if error is not None:
                 parsed[k] = error
-            elif ok is not None and ok[k]:
+            elif ok[k - start]:
                 a, b = spans[k - start] if spans is not None else (0, 0)
                 stream = text[a:b] if spans is not None else ONE_STREAM
                 parsed[k] = (stream, times[k - start] if times is not None else parser.arrival())
@@ -202,14 +209,6 @@ class Blocks:
                 if parser.by_source.get(source, parser.default) is not columns:  # a header line, good or not:
                     return k + 1  # the lines after it are read with what it says
         return end
-
-
-def _line_times(arrived, shares, turn):
-    """A block line's (complete, parse start, parse end, features end, inference end) for its record: its
-    shares of the block's parse and kernel time end at its turn, and all before them is its wait."""
-    parse, features = shares
-    start = turn - parse - features
-    return arrived, start, start + parse, turn, turn
 
 
 _READ_INTO = ("ok", "values", "settings", "times", "stream")  # edge_parse_lines' outputs, in its order

@@ -26,6 +26,7 @@ PH_DELTA = 0.15  # mean score shift (probability units) the Page-Hinkley test to
 # life stages moves the mean score by up to ~0.1 over thousands of windows without any drift
 PH_LAMBDA = 200.0  # evidence needed: e.g. a 0.55 shift for 500 windows
 EPS = 1e-4  # empty bins: PSI is finite
+MAX_EDGES = 100  # a bin number is a byte (int8, -1 before its first binning)
 
 
 def reference(values, feature_names, scores, **settings):
@@ -90,6 +91,8 @@ class DriftMonitor:
             widths = {len(e) for e in section["edges"]}
             if len(section["edges"]) != len(self.names) or len(section["probs"]) != len(self.names):
                 raise ValueError("one set of edges and proportions per feature")
+            if max(widths | {0}) > MAX_EDGES:
+                raise ValueError(f"at most {MAX_EDGES} edges per feature")
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"manifest: the drift section is malformed ({exc})") from None
         # Features may have fewer distinct deciles than BINS: pad them with +inf edges (empty bins).
@@ -103,19 +106,20 @@ class DriftMonitor:
         # block comes, and counted as they come and go (a check costs O(check_every x features), not
         # O(window x features)). A slot's bin is -1 until its first binning.
         self.ring = np.zeros((self.window, len(self.names)))
-        self.bins = np.full((self.window, len(self.names)), -1, dtype=np.int64)
+        self.bins = np.full((self.window, len(self.names)), -1, dtype=np.int8)  # a byte: stays in a core's cache
         self.binned = 0
         self.counts = np.zeros(self.expected.size, dtype=np.int64)
         self.offsets = np.arange(len(self.names)) * self.expected.shape[1]  # feature i's bins in a flat count
         self.seen = 0
         self.expected_eps = np.maximum(self.expected, EPS)  # the kernel's drift functions read it
         self.check_psi = np.zeros(len(self.names))  # edge_drift_check's PSI
-        self.block_psi = np.zeros((1, len(self.names)))  # edge_drift_observe's PSI, per check in the block
-        self.block_checks = np.zeros((1, 3), dtype=np.int64)  # and its (row, samples, over) per check
-        self.samples_then = None  # the sample count as of the block row being answered (observe_block has
-        # counted the whole block already): what a Page-Hinkley record then carries
-        self._c = _kernel_state(lib, self)
+        self.block = None  # bind_block's arrays and addresses
+        self.row_then = None  # the block row being answered (observe_block has counted the whole block
+        # already): a Page-Hinkley record then carries the sample count as of that row
         self.drifting = set()
+        self.flags = np.zeros(len(self.names), dtype=np.int8)  # the kernel's drifting, per feature: it keeps
+        # them as it takes each check (several may fall in a block), so it calls for _judge only on a change
+        self._c = _kernel_state(lib, self)
         self.alarms = 0  # drift records raised (not clears), for the stats records
         self.ph_up = self.ph_down = 0.0  # Page-Hinkley cumulative sums, each kept >= 0
         self.windows = 0
@@ -129,8 +133,8 @@ class DriftMonitor:
         first = max(self.binned, self.seen - self.window)
         self.binned = self.seen
         if self._c:
-            over = self._c.check(first, self.seen)
-            return self._judge(self.check_psi, self.seen) if over or self.drifting else []
+            changes = self._c.check(first, self.seen)  # features that start or clear: usually none
+            return self._judge(self.check_psi.tolist(), self.seen) if changes else []
         rows = np.arange(first, self.seen) % self.window
         had = rows[self.bins[rows, 0] >= 0]  # slots binned before: their earlier samples' bins leave
         size = self.expected.size
@@ -139,36 +143,41 @@ class DriftMonitor:
         self.counts += np.bincount((self.bins[rows] + self.offsets).ravel(), minlength=size)
         return self._judge(psi(self.expected, self.counts.reshape(self.expected.shape) / self.window), self.seen)
 
-    def observe_block(self, xs, status, n):
-        """Add a block's preprocessed samples at once (the window kernel's library only): the rows 0..n-1 of
-        xs (float64, (N, F)) whose status (int8) is not negative, in order. Returns {row: check} for the
-        rows whose sample ends a check, and the sample count as of each row. While a row is answered, set
-        samples_then to its count; checked(check) gives a check's records."""
-        if self.block_psi.shape[0] < n // self.every + 1:
-            self.block_psi = np.zeros((n // self.every + 1, len(self.names)))
-            self.block_checks = np.zeros((n // self.every + 1, 3), dtype=np.int64)
-        k = self._c.observe(self.binned, self.seen, xs.ctypes.data, xs.strides[0] // 8, status.ctypes.data, n,
-                            self.block_psi.ctypes.data, self.block_checks.ctypes.data)  # fmt: skip
-        samples = (np.cumsum(status[:n] >= 0) + self.seen).tolist()
-        self.seen = self.binned = samples[-1] if n else self.seen
-        return {row: check for check, row in enumerate(self.block_checks[:k, 0].tolist())}, samples
+    def bind_block(self, xs, status):
+        """The arrays observe_block reads (the window kernel's library only): a block's preprocessed samples
+        xs (float64, (N, F), rows contiguous) and their status (int8, N). Their addresses are read once:
+        in the agent, reading them at every block cost more than the kernel's binning of its samples."""
+        checks = xs.shape[0] // self.every + 1  # the most that fall in one block
+        psi, at = np.zeros((checks, len(self.names))), np.zeros((checks, 3), dtype=np.int64)
+        self.block = types.SimpleNamespace(status=status, psi=psi, checks=at, seen=0,
+                                           args=(xs.ctypes.data, xs.strides[0] // 8, status.ctypes.data))  # fmt: skip
+        self.block.out = (psi.ctypes.data, at.ctypes.data)
+
+    def observe_block(self, n):
+        """Add the bound block's rows 0..n-1 whose status is not negative, in order. Returns {row: check} for
+        the rows whose sample ends a check; checked(check) gives a check's records. While a row is
+        answered, set row_then to it."""
+        block = self.block
+        k = self._c.observe(self.binned, self.seen, *block.args, n, *block.out)
+        block.seen = self.seen
+        self.seen = self.binned = self.seen + int(np.count_nonzero(block.status[:n] >= 0))
+        return {row: check for check, row in enumerate(block.checks[:k, 0].tolist())}
 
     def checked(self, check):
         """The drift records of check `check` of the last observe_block (usually none)."""
-        _, samples, over = self.block_checks[check].tolist()
-        return self._judge(self.block_psi[check], samples) if over or self.drifting else []
+        _, samples, changes = self.block.checks[check].tolist()
+        return self._judge(self.block.psi[check].tolist(), samples) if changes else []
 
     def _judge(self, values, samples):
-        """The records of a check's PSI values (one per feature) at `samples` samples."""
-        values = values.tolist() if isinstance(values, np.ndarray) else values
-        over = {name: round(v, 4) for name, v in zip(self.names, values) if v > self.threshold}
+        """The records of a check's PSI values (a list, one per feature) at `samples` samples."""
+        started = {n: round(v, 4) for n, v in zip(self.names, values) if v > self.threshold and n not in self.drifting}
         # Hysteresis: a feature clears only below half the threshold, so one noisy check cannot flap.
-        cleared = {n for n in self.drifting if values[self.names.index(n)] < self.threshold / 2}
-        started = set(over) - self.drifting
+        half = self.threshold / 2
+        cleared = {n for n, v in zip(self.names, values) if v < half and n in self.drifting} if self.drifting else ()
         out = []
         if started:
-            self.drifting |= started
-            out.append(self._record("psi", "drift", samples, features={n: over[n] for n in sorted(started)}))
+            self.drifting |= started.keys()
+            out.append(self._record("psi", "drift", samples, features=dict(sorted(started.items()))))
         if cleared:
             self.drifting -= cleared
             out.append(self._record("psi", "cleared", samples, features=sorted(cleared)))
@@ -178,14 +187,19 @@ class DriftMonitor:
         """Add one answered score; a Page-Hinkley alarm (mean up or down by more than delta) as a record."""
         self.windows += 1
         d = (value - self.score_mean) / self.score_scale
-        self.ph_up = max(0.0, self.ph_up + d - self.delta)
-        self.ph_down = max(0.0, self.ph_down - d - self.delta)
-        if max(self.ph_up, self.ph_down) <= self.lam:
+        up, down = self.ph_up + d - self.delta, self.ph_down - d - self.delta
+        self.ph_up = up if up > 0.0 else 0.0  # max(0.0, up) without the call: once a window
+        self.ph_down = down if down > 0.0 else 0.0
+        if self.ph_up <= self.lam and self.ph_down <= self.lam:
             return []
         direction = "up" if self.ph_up > self.lam else "down"
         self.ph_up = self.ph_down = 0.0  # start over: the next alarm needs fresh evidence
-        samples = self.seen if self.samples_then is None else self.samples_then
+        samples = self.seen if self.row_then is None else self._samples_at(self.row_then)
         return [self._record("page-hinkley", "drift", samples, direction=direction)]
+
+    def _samples_at(self, row):
+        """The sample count as of a row of the last block (counted when an alarm needs it: rarely)."""
+        return self.block.seen + int(np.count_nonzero(self.block.status[: row + 1] >= 0))
 
     def summary(self):
         """What the stats records carry: features in drift now, and alarms so far."""
@@ -206,7 +220,7 @@ class DriftState(ctypes.Structure):
     """edge_window.c's drift_t: a monitor's arrays and settings, as the kernel's drift functions read them."""
 
     _fields_ = (
-        [(name, ctypes.c_void_p) for name in ("ring", "bins", "counts", "edges", "expected")]
+        [(name, ctypes.c_void_p) for name in ("ring", "bins", "counts", "edges", "expected", "drifting")]
         + [(name, ctypes.c_int64) for name in ("n_features", "width", "window", "every")]
         + [("eps", ctypes.c_double), ("threshold", ctypes.c_double)]
     )
@@ -215,11 +229,11 @@ class DriftState(ctypes.Structure):
 def _kernel_state(lib, monitor):
     """The monitor's C side: .check(first, seen) (edge_drift_check, PSI into monitor.check_psi) and .observe(...)
     (edge_drift_observe); None where lib has no window kernel."""
-    if lib is None or not hasattr(lib, "edge_drift_observe"):
+    if lib is None:
         return None
     n_features, width = monitor.edges.shape
     state = DriftState(*(a.ctypes.data for a in (monitor.ring, monitor.bins, monitor.counts, monitor.edges,
-                                                  monitor.expected_eps)),
+                                                  monitor.expected_eps, monitor.flags)),
                        n_features, width, monitor.window, monitor.every, EPS, monitor.threshold)  # fmt: skip
     i64, p = ctypes.c_int64, ctypes.c_void_p
     check, observe = lib.edge_drift_check, lib.edge_drift_observe

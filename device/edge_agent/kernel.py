@@ -13,7 +13,8 @@ import numpy as np
 
 from edge_agent.lru import touch
 
-ABI = 2  # 2: the drift functions (edge_drift_check, edge_drift_observe) and bins of -1 before a slot is binned
+ABI = 3  # 2: the drift functions (edge_drift_check, edge_drift_observe) and bins of -1 before a slot is binned;
+# 3: the bins in bytes
 # Operation codes of edge_window.c's `enum op`.
 _WINDOW = {"mean": 0, "std": 1, "min": 2, "max": 3, "rms": 4, "slope": 5, "last": 6}
 _ROLLING = {"mean": 7, "std": 8, "slope": 9}

@@ -129,6 +129,7 @@ def _drifting_rows(window, every):
 def _same_state(a, b, window):
     assert np.array_equal(a.bins, b.bins) and np.array_equal(a.counts, b.counts) and a.seen == b.seen
     assert a.counts.sum() == window * 5  # each slot in its feature's bins once
+    assert a.drifting == b.drifting and a.flags.tolist() == [n in a.drifting for n in a.names]  # C's flags
 
 
 @pytest.mark.parametrize("window, every", [(50, 7), (40, 40), (30, 45)])  # every > window: whole rings at once
@@ -167,18 +168,22 @@ def test_drift_in_blocks_is_drift_line_by_line(kernel, window, every):
     rows, status = rows[: ends[-1] + 1], status[: ends[-1] + 1]  # ending on a check: the reference has binned all
     scores = np.where(np.arange(len(rows)) < len(rows) // 2, 0.5, 0.95) + rng.normal(0, 0.05, len(rows))
     blocks, reference = drift.DriftMonitor(section, kernel), drift.DriftMonitor(section)
+    block_xs, block_status = np.zeros((60, rows.shape[1])), np.zeros(60, dtype=np.int8)
+    blocks.bind_block(block_xs, block_status)
     got, want, start = [], [], 0
     while start < len(rows):
         n = int(rng.integers(1, 60))
-        xs, st, sc = np.ascontiguousarray(rows[start : start + n]), status[start : start + n].copy(), scores[start:]
+        xs, st, sc = rows[start : start + n], status[start : start + n], scores[start:]
+        n = len(xs)  # the last block may be short
         if n < 3:  # now and then a line the agent takes alone
             got += [(start + k, blocks.observe(x) + blocks.score(sc[k])) for k, x in enumerate(xs) if st[k] >= 0]
         else:
-            checks, samples = blocks.observe_block(xs, st, len(xs))
+            block_xs[:n], block_status[:n] = xs, st
+            checks = blocks.observe_block(n)
             for k in np.flatnonzero(st >= 0).tolist():
-                blocks.samples_then = samples[k]
+                blocks.row_then = k
                 got.append((start + k, (blocks.checked(checks[k]) if k in checks else []) + blocks.score(sc[k])))
-            blocks.samples_then = None
+            blocks.row_then = None
         want += [(start + k, reference.observe(x) + reference.score(sc[k])) for k, x in enumerate(xs) if st[k] >= 0]
         start += n
     detectors = [r["detector"] for _, records in got for r in records]

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EDGE_WINDOW_ABI 2
+#define EDGE_WINDOW_ABI 3
 
 enum op { W_MEAN, W_STD, W_MIN, W_MAX, W_RMS, W_SLOPE, W_LAST, R_MEAN, R_STD, R_SLOPE, A_MEAN, A_SLOPE, EWM, BASE, PEAK };
 
@@ -385,35 +385,40 @@ void edge_window_raw(const plan_t *p, const stream_t *s, double *out) {
  * its arrays and settings, as drift.py's DriftState lays them out. */
 typedef struct {
   double *ring;           /* (window, n_features): the last `window` preprocessed samples */
-  int64_t *bins;          /* (window, n_features): each slot's bin, -1 before the slot is first binned */
+  int8_t *bins;           /* (window, n_features): each slot's bin, -1 before the slot is first binned (a byte:
+                           * the bins of a window of samples stay in a core's cache) */
   int64_t *counts;        /* n_features * (width + 1): how many slots are in each feature's bins */
   const double *edges;    /* (n_features, width): each feature's bin edges, padded with +inf */
   const double *expected; /* (n_features, width + 1): the training proportions, at least eps */
+  int8_t *drifting;       /* n_features: 1 while a feature is in drift, as the monitor's records say */
   int64_t n_features, width, window, every;
   double eps, threshold;
 } drift_t;
 
-/* Sample i (in the ring's slot i % window) into its bins: how many of a feature's edges are <= the
+/* Sample i, the values x, into its bins (slot i % window): how many of a feature's edges are <= the
  * value (NaN: 0); the slot's earlier bin, if it has one, leaves the counts. */
-static void drift_bin(const drift_t *d, int64_t i) {
-  int64_t slot = i % d->window, w = d->width;
-  const double *x = d->ring + slot * d->n_features;
-  int64_t *b = d->bins + slot * d->n_features;
+static void drift_bin(const drift_t *d, int64_t i, const double *x) {
+  int64_t w = d->width;
+  int8_t *b = d->bins + (i % d->window) * d->n_features;
   for (int64_t f = 0; f < d->n_features; f++) {
     const double *e = d->edges + f * w;
     int64_t k = 0;
     for (int64_t j = 0; j < w; j++) k += e[j] <= x[f];
     if (b[f] >= 0) d->counts[f * (w + 1) + b[f]]--;
-    b[f] = k;
+    b[f] = (int8_t)k;
     d->counts[f * (w + 1) + k]++;
   }
 }
 
+/* Sample i from the ring, where observe (line by line) left it to be binned at the next check. */
+static void drift_bin_ring(const drift_t *d, int64_t i) { drift_bin(d, i, d->ring + (i % d->window) * d->n_features); }
+
 /* Each feature's PSI of the counts against the expected proportions into psi, summed bin by bin in
- * the reference's order with the same libm log, so the values are its bits; returns how many are
- * above the threshold. */
+ * the reference's order with the same libm log, so the values are its bits. A feature enters drift
+ * above the threshold and leaves it below half of it (the monitor's hysteresis: drifting follows the
+ * records the monitor will write); returns how many changed. Usually none: nothing to write. */
 static int64_t drift_psi(const drift_t *d, double *psi) {
-  int64_t over = 0, w = d->width;
+  int64_t changes = 0, w = d->width;
   for (int64_t f = 0; f < d->n_features; f++) {
     double sum = 0.0;
     for (int64_t j = 0; j <= w; j++) {
@@ -422,32 +427,34 @@ static int64_t drift_psi(const drift_t *d, double *psi) {
       sum += (a - e) * log(a / e);
     }
     psi[f] = sum;
-    over += sum > d->threshold;
+    int8_t change = d->drifting[f] ? sum < d->threshold / 2 : sum > d->threshold;
+    d->drifting[f] ^= change;
+    changes += change;
   }
-  return over;
+  return changes;
 }
 
 /* A check over the ring as it is: the samples first..seen-1 not binned yet into their bins, then the
- * PSI (into psi); returns how many features are above the threshold. */
+ * PSI (into psi); returns how many features change state. */
 int64_t edge_drift_check(const drift_t *d, int64_t first, int64_t seen, double *psi) {
-  for (int64_t i = first; i < seen; i++) drift_bin(d, i);
+  for (int64_t i = first; i < seen; i++) drift_bin_ring(d, i);
   return drift_psi(d, psi);
 }
 
 /* A block's samples, in order: each of the n rows of xs (x_stride doubles apart) whose status is not
- * negative enters the ring and its bins, after the samples still in the ring that were not binned yet
- * (max(binned, seen - window)..seen-1).
+ * negative goes into its bins, after the samples still in the ring that were not binned yet
+ * (max(binned, seen - window)..seen-1). Binned at once, it is not copied to the ring: no check reads it
+ * there again.
  * At each check (a sample count that is a multiple of every, and at least window) the PSI goes to
- * psi + k * n_features and (row, sample count, features above the threshold) to checks + 3 * k.
+ * psi + k * n_features and (row, sample count, features changing state) to checks + 3 * k.
  * Returns the number of checks k (the caller has room for n / every + 1). */
 int64_t edge_drift_observe(const drift_t *d, int64_t binned, int64_t seen, const double *xs, int64_t x_stride,
                            const int8_t *status, int64_t n, double *psi, int64_t *checks) {
-  for (int64_t i = binned > seen - d->window ? binned : seen - d->window; i < seen; i++) drift_bin(d, i);
+  for (int64_t i = binned > seen - d->window ? binned : seen - d->window; i < seen; i++) drift_bin_ring(d, i);
   int64_t k = 0;
   for (int64_t row = 0; row < n; row++) {
     if (status[row] < 0) continue;
-    memcpy(d->ring + (seen % d->window) * d->n_features, xs + row * x_stride, sizeof(double) * d->n_features);
-    drift_bin(d, seen++);
+    drift_bin(d, seen++, xs + row * x_stride);
     if (seen >= d->window && seen % d->every == 0) {
       int64_t *c = checks + 3 * k;
       c[0] = row;
