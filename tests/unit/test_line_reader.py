@@ -17,6 +17,25 @@ TOKENS = ["1", "-2.5", "+.5", "5.", "1e5", "1E-3", " 7 ", "\t8", "", "nan", "inf
 SEPARATORS = [",", ";", " ", "\t", ", ", " ,", "  "]
 
 
+def _number(rng, v):
+    """A double's repr, a sensor's few decimals, or digits at the edges of the C reader's exact path
+    (integers near 2^53, exponents near +-22), in the forms float() takes."""
+    kind = rng.integers(4)
+    if kind == 0:
+        return repr(v)
+    if kind == 1:
+        return f"{v:.{rng.integers(0, 8)}f}"
+    if kind == 2:
+        return f"{v:.{rng.integers(0, 16)}e}".replace("e+", str(rng.choice(["e", "E+", "e+0"])))
+    edges = [2**53 - 1, 2**53, 2**53 + 1, 9007199254740999, 900719925474099, 10 ** rng.integers(0, 19)]
+    digits = str(rng.choice(edges))
+    sign = str(rng.choice(["", "-", "+"]))
+    if rng.random() < 0.5:
+        return f"{sign}{digits}e{rng.integers(-24, 25)}"
+    point = int(rng.integers(0, len(digits) + 1))
+    return f"{sign}{digits[:point]}.{digits[point:]}0{'0' * int(rng.integers(0, 20))}"
+
+
 def c_read(lib, texts):
     """edge_parse_lines on the lines: (ok, values, times, stream spans)."""
     n = len(texts)
@@ -47,8 +66,8 @@ def test_every_line_the_c_reader_reads_samples_py_reads_alike(lib):
         width = int(rng.choice([4, 5, 5, 5, 5, 6]))
         plain = rng.random() < 0.4  # most lines of real data are plain numbers
         fields = [str(rng.integers(1, 9)) if plain else str(rng.choice(TOKENS)) for _ in range(width)]
-        if plain:
-            fields[2:] = [repr(float(v)) for v in rng.normal(size=width - 2) * 10.0 ** rng.integers(-5, 5)]
+        if plain:  # a double's repr, or a sensor's few decimals (Clinger's fast path and its edges: 2^53, 1e22)
+            fields[2:] = [_number(rng, float(v)) for v in rng.normal(size=width - 2) * 10.0 ** rng.integers(-5, 5)]
         texts.append(str(rng.choice(SEPARATORS)).join(fields).strip())
     ok, values, times, spans = c_read(lib, texts)
     read = 0

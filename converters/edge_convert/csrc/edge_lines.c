@@ -3,12 +3,50 @@
  * printable ASCII and tab, a JSON line, a wrong field count, an empty stream, or a field the model
  * reads that is not a plain finite number (empty, NaN, an ISO time, a header's name). So a line read
  * here gives the values Python's float() gives: both round correctly, and the grammar is float()'s. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* 10^k for k <= 22: each exactly a double. */
+static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A number already checked against number()'s grammar (no blanks), when its digits make an integer m
+ * of at most 2^53 and its decimal exponent k is within 22: m and 10^|k| are then exact doubles, and
+ * one IEEE multiply or divide rounds m * 10^k correctly, as strtod does (Clinger's fast path), at a
+ * tenth of strtod's cost. Returns 0 for any other number: strtod reads it. A sensor's "641.82" or
+ * "-0.0007" takes this path. */
+static int exact_decimal(const char *p, const char *end, double *out) {
+  int negative = *p == '-', k = 0;
+  if (*p == '+' || *p == '-') p++;
+  uint64_t m = 0;
+  for (int fraction = 0; p < end && *p != 'e' && *p != 'E'; p++) {
+    if (*p == '.') {
+      fraction = 1;
+      continue;
+    }
+    if (m > 900719925474099u) return 0; /* m * 10 + 9 could pass 2^53 */
+    m = m * 10 + (uint64_t)(*p - '0');
+    k -= fraction;
+  }
+  if (p < end) { /* the exponent */
+    int negative_exp = *++p == '-', e = 0;
+    if (*p == '+' || *p == '-') p++;
+    for (; p < end; p++) {
+      if (e > 1000) return 0;
+      e = e * 10 + (*p - '0');
+    }
+    k += negative_exp ? -e : e;
+  }
+  if (m > (UINT64_C(1) << 53) || k < -22 || k > 22) return 0;
+  double v = k < 0 ? (double)m / POW10[-k] : (double)m * POW10[k];
+  *out = negative ? -v : v;
+  return 1;
+}
 
 /* [sign] digits [. digits] [(e|E) [sign] digits], at least one mantissa digit, blanks around. */
 static int number(const char *s, const char *end, double *out) {
@@ -30,9 +68,15 @@ static int number(const char *s, const char *end, double *out) {
   char buf[64];
   size_t n = (size_t)(end - s);
   if (p != end || n >= sizeof buf) return 0;
-  memcpy(buf, s, n);
-  buf[n] = 0;
-  double v = strtod(buf, NULL);
+  double v;
+#if FLT_EVAL_METHOD == 0 /* doubles computed as doubles (SSE2, ARM): x87's wider registers would round twice */
+  if (!exact_decimal(s, end, &v))
+#endif
+  {
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    v = strtod(buf, NULL);
+  }
   if (!isfinite(v)) return 0;
   *out = v;
   return 1;
