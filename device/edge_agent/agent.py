@@ -93,20 +93,22 @@ def _check_input_count(manifest, spec, stage):
 
 
 HOLD_S = 0.005  # a record waits at most this long for the rest of its batch before the batch is written
+HOLD_NS = int(HOLD_S * 1e9)
 
 
 def serve(
     pipeline, lines, out, stats_every=1000, heartbeat=None, extra_stats=dict, arrived=None, batch=True, blocks=None
 ):
-    """Serve lines ((number, text, error) or None when the source has nothing more for now); write records to `out`.
+    """Serve lines ((number, text, error), or None after each read's lines and while nothing comes); write records
+    to `out`.
 
     A bad line becomes an error record with its line number; nothing stops the loop
-    but the end of the input (or SIGTERM). `heartbeat(stats)` runs every iteration.
+    but the end of the input (or SIGTERM). `heartbeat(stats)` runs every iteration (with blocks, every block).
     arrived(): when the current line was complete in the source's buffer (perf_counter_ns; the
     source's read); a record's latency runs from there. batch: records go out in one write when the
-    source has nothing more, or once the oldest has waited HOLD_S (False: each record at once, as a
+    source's read is done, or once the oldest has waited HOLD_S (False: each record at once, as a
     serial link commits them with their sample). blocks: a blocks.Blocks that answers the lines a
-    block at a time (up to what the source has now; None: line by line, the reference).
+    block at a time (up to what one read brought; None: line by line, the reference).
     Returns the Stats; the final stats record is written however the loop ends.
     """
     stats = Stats()
@@ -119,7 +121,8 @@ def serve(
             stats.add_error(error.reason)
             sink.write(record("error", line=number, reason=error.reason, message=str(error)))
             return
-        _write_events(pipeline, sink)
+        if pipeline.events:
+            _write_events(pipeline, sink)
         if rec is not None:
             sink.prediction(rec, start)
             if stats.windows % stats_every == 0:
@@ -133,13 +136,15 @@ def serve(
 
     try:
         for event in lines:
-            if heartbeat:
-                heartbeat(stats)
-            if blocks is not None and event is not None:
+            if blocks is not None and event is not None:  # the heartbeat waits for the block: a few ms at most
                 if blocks.add(event, arrived() if arrived else clock()):
                     answer_block()
+                    if heartbeat:
+                        heartbeat(stats)
                 continue
-            if event is None:  # the source has nothing more for now: answer what came, out with what waits
+            if heartbeat:
+                heartbeat(stats)
+            if event is None:  # the read's lines are all here (or nothing came): answer them, out with what waits
                 if blocks is not None:
                     answer_block()
                 if pipeline.watch:  # a quiet moment: have any streams fallen silent?
@@ -161,8 +166,8 @@ def serve(
 
 
 class _Batch:
-    """Records on their way out: encoded as they come, written together (one write) when the source has
-    nothing more or the oldest has waited HOLD_S; a prediction's latency is counted once it is written."""
+    """Records on their way out: encoded as they come, written together (one write) when the source's read is
+    done or the oldest has waited HOLD_S; a prediction's latency is counted once it is written."""
 
     def __init__(self, out, stats, batch=True):
         self.out, self.stats, self.batch = out, stats, batch
@@ -178,10 +183,11 @@ class _Batch:
         self._add(encode_prediction(rec))
 
     def _add(self, line):
+        now = time.perf_counter_ns()
         if not self.lines:
-            self.oldest = time.perf_counter_ns()
+            self.oldest = now
         self.lines.append(line)
-        if not self.batch or time.perf_counter_ns() - self.oldest >= HOLD_S * 1e9:
+        if not self.batch or now - self.oldest >= HOLD_NS:
             self.flush()
 
     def flush(self):

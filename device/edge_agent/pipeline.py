@@ -11,7 +11,7 @@ from edge_agent.drift import DriftMonitor
 from edge_agent.manifest import alarm_of, task_of
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError, SampleParser
-from edge_agent.telemetry import record, rss_kb
+from edge_agent.telemetry import RECORD_VERSION, rss_kb
 from edge_agent.windows import FEATURE_KINDS, Plan, WindowSet
 
 RSS_EVERY = 256  # windows between RSS reads
@@ -97,22 +97,23 @@ class Pipeline:
             self._rss = rss_kb()
         arrived, t0, t1, t2, t3 = times
         t4 = time.perf_counter_ns()
-        rec = record(
-            "prediction",
-            seq=self.seq,
-            stream=stream,
-            t=t,
+        rec = {  # record("prediction", ...) written out: one a window, the agent's hot path
+            "type": "prediction",
+            "v": RECORD_VERSION,
+            "seq": self.seq,
+            "stream": stream,
+            "t": t,
             **answer,
-            stage=spec["name"],
-            latency_us={
+            "stage": spec["name"],
+            "latency_us": {
                 "wait": (t0 - arrived) / 1000,
                 "parse": (t1 - t0) / 1000,
                 "features": (t2 - t1) / 1000,
                 "inference": (t3 - t2) / 1000,
                 "total": (t4 - arrived) / 1000,
             },
-            rss_kb=self._rss,
-        )
+            "rss_kb": self._rss,
+        }
         if degraded:
             rec["degraded"] = degraded
         return rec

@@ -1,8 +1,9 @@
 """Where samples come from: stdin, a file, or a TCP port on loopback; as lines, with idle ticks.
 
 Every source is read through `lines()`, which never blocks longer than `tick`
-seconds: it yields None when nothing arrived, so the service loop can ping the
-watchdog and write stats while the sensors are quiet.
+seconds: it yields None after each read's lines, so the service loop answers them
+and writes their records before it waits for more, and every `tick` while nothing
+arrives, so it can ping the watchdog and write stats while the sensors are quiet.
 """
 
 import os
@@ -131,19 +132,18 @@ def _ready(readers, timeout):
 
 
 def _lines(read, fileobj, splitter, tick, counters):
-    """Lines from one stream until its end; None when nothing more is there for now, and every `tick`
-    seconds while nothing comes."""
+    """Lines from one stream until its end; None after each read's lines (the agent answers them and
+    writes their records before it waits for more), and every `tick` seconds while nothing comes."""
     while True:
-        if not _ready([fileobj], 0):
-            yield None  # nothing more for now: the agent writes what waits
-            while not _ready([fileobj], tick):
-                yield None
+        while not _ready([fileobj], tick):
+            yield None
         data = read()
         counters.count(data)
         if not data:
             yield from splitter.finish()
             return
         yield from splitter.feed(data)
+        yield None
 
 
 class FdSource:
@@ -197,18 +197,16 @@ class TcpSource:
         conns = {}  # socket -> [splitter, time of its last complete line or of the connection]
         try:
             while True:
-                ready = _ready([self.server, *conns], 0)
-                if not ready:
-                    yield None  # nothing more for now: the agent writes what waits
-                    while not (ready := _ready([self.server, *conns], tick)):
-                        yield from self._expire(conns)
-                        yield None
+                while not (ready := _ready([self.server, *conns], tick)):
+                    yield from self._expire(conns)
+                    yield None
                 for sock in ready:
                     if sock is self.server:
                         self._accept(conns)
                     else:
                         yield from self._renumber(self._read(sock, conns))
                 yield from self._expire(conns)
+                yield None  # this turn's lines are answered and written before the next wait
         finally:
             for sock in conns:
                 sock.close()
