@@ -92,14 +92,17 @@ def _cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def agent_file_runs(configs, data, work, repeat=5):
+def agent_file_runs(configs, data, work, repeat=5, limit=None):
     """Each config {"bundle", "extra"} from the file to a records file, `repeat` rounds with the configs taken in
-    turn (this machine's speed wanders: side by side, each round, is what compares): per config (median serving
-    wall seconds, median serving CPU seconds, its records)."""
+    turn, the C program first in each round (this machine's speed wanders: side by side, each round, is what
+    compares): per config (median serving wall seconds, median serving CPU seconds, its records), and the C
+    program's median samples/s (None without one)."""
     argvs = [[*AGENT, *c["extra"], "--bundle", str(c["bundle"]), "--input", str(data)] for c in configs]
     outs = [Path(work) / f"records-{i}.jsonl" for i in range(len(configs))]
-    runs = [[] for _ in configs]
+    runs, rates = [[] for _ in configs], []
     for _ in range(repeat):
+        if limit:
+            rates.append(limit())
         for i, argv in enumerate(argvs):
             with open(outs[i], "wb") as sink:
                 runs[i].append(_timed(argv, sink))
@@ -108,11 +111,13 @@ def agent_file_runs(configs, data, work, repeat=5):
         wall, cpu = np.median([w for w, _ in runs[i]]), np.median([c for _, c in runs[i]])
         records = [json.loads(line) for line in outs[i].read_text().splitlines()]
         got.append((max(wall, 1e-9), max(cpu, 1e-9), records))
-    return got
+    return got, float(np.median(rates)) if rates else None
 
 
-def c_limit(bundle_dir, data, work, repeat=5):
-    """The C program on the same file: (samples/s, per-window µs), or None for a bundle without a tree library."""
+def c_program(bundle_dir, data, work):
+    """The C program on the same file as a function of no arguments that runs it once and returns its
+    samples/s (its per-window latencies in microseconds, float64, in c-records.jsonl.lat), or None for a
+    bundle without a tree library."""
     manifest = load_bundle(bundle_dir)
     libs = manifest["stages"][0].get("libs")
     if not libs:
@@ -125,16 +130,18 @@ def c_limit(bundle_dir, data, work, repeat=5):
     reals.tofile(Path(work) / "plan.f64")
     fields = manifest["input"]["fields"]
     settings = (manifest["preprocessing"].get("conditions") or {}).get("fields", [])
-    out = Path(work) / "c-records.jsonl"
     argv = [str(exe), str(Path(bundle_dir) / libs[board_arch()]), str(Path(work) / "plan.i64"),
-            str(Path(work) / "plan.f64"), str(data), str(out), str(fields.index(manifest["input"]["stream_field"])),
-            str(fields.index(manifest["input"]["time_field"])), str(len(fields)),
-            *[str(fields.index(f)) for f in manifest["input"]["features"]], "--",
+            str(Path(work) / "plan.f64"), str(data), str(Path(work) / "c-records.jsonl"),
+            str(fields.index(manifest["input"]["stream_field"])), str(fields.index(manifest["input"]["time_field"])),
+            str(len(fields)), *[str(fields.index(f)) for f in manifest["input"]["features"]], "--",
             *[str(fields.index(f)) for f in settings]]  # fmt: skip
-    runs = [json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout) for _ in range(repeat)]
-    lat = np.fromfile(str(out) + ".lat", dtype=np.float64) / 1000
-    rate = float(np.median([got["samples"] / got["seconds"] for got in runs]))
-    return {"samples_per_s": rate, "windows": runs[0]["windows"], "lat": lat}
+
+    def run():
+        got = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+        run.windows = got["windows"]
+        return got["samples"] / got["seconds"]
+
+    return run
 
 
 def row(name, drift, seconds, cpu, records, n_samples):
@@ -199,28 +206,30 @@ def main():
         rows = []
         for name, bundle in bundles.items():
             plain = without_drift(bundle, work / f"{Path(bundle).name}-nodrift")
-            limit = c_limit(bundle, data, work, args.repeat)
+            limit = c_program(bundle, data, work)
             modes = MODES if limit else [("python", "python", False, ())]  # no tree library: Python only
             configs = [{"label": label, "windows": windows, "blocks": blocks, "extra": extra, "drift": drift,
                         "bundle": b} for label, windows, blocks, extra in modes
                        for drift, b in (("on", bundle), ("off", plain))]  # fmt: skip
-            say(f"{name}: {len(configs)} configurations, {args.repeat} rounds ...")
-            for config, (seconds, cpu, records) in zip(configs, agent_file_runs(configs, data, work, args.repeat)):
+            with_c = " and the C program" if limit else ""
+            say(f"{name}: {len(configs)} configurations{with_c}, {args.repeat} rounds ...")
+            results, c_rate = agent_file_runs(configs, data, work, args.repeat, limit)
+            for config, (seconds, cpu, records) in zip(configs, results):
                 if (records[0].get("windows"), records[0].get("blocks")) != (config["windows"], config["blocks"]):
                     raise SystemExit(f"{name}: the agent ran with windows {records[0].get('windows')}, "
                                      f"blocks {records[0].get('blocks')}, not as {config['label']}")  # fmt: skip
                 got = row(f"{name} ({config['label']})", config["drift"], seconds, cpu, records, n_samples)
-                got["x_c"] = round(limit["samples_per_s"] / got["samples_per_s"], 1) if limit else None
+                got["x_c"] = round(c_rate / got["samples_per_s"], 1) if limit else None
                 rows.append(got)
             if limit:
-                rows.append({"bundle": f"{name} (C program)", "windows": limit["windows"], "drift": "off",
-                             "samples_per_s": round(limit["samples_per_s"]), "samples_per_cpu_s": None,
-                             **percentiles(limit["lat"]),
+                lat = np.fromfile(work / "c-records.jsonl.lat", dtype=np.float64) / 1000
+                rows.append({"bundle": f"{name} (C program)", "windows": limit.windows, "drift": "off",
+                             "samples_per_s": round(c_rate), "samples_per_cpu_s": None, **percentiles(lat),
                              "x_c": 1.0})  # fmt: skip
         say(f"paced TCP runs at {args.rate:g} samples/s ...")
         paced_rows = [paced(bundles["xgboost s1"], data, args.rate, work)]
-        result = {"samples": n_samples, "data": str(data), "rows": rows, "paced": paced_rows,
-                  "note": "one core of this machine; the agent and the C program run one after the other"}  # fmt: skip
+        note = "one core of this machine; in each round the C program, then each configuration of the agent"
+        result = {"samples": n_samples, "data": str(data), "rows": rows, "paced": paced_rows, "note": note}
         emit(result, args.json, lambda r: table(r["rows"], COLUMNS) + "\n\n" + table(r["paced"], PACED_COLUMNS))
     finally:
         shutil.rmtree(work, ignore_errors=True)
