@@ -32,9 +32,10 @@ class Subscriber:
     def __init__(self, broker, name):
         import paho.mqtt.client as mqtt
 
-        self.messages, self.lock = [], threading.Lock()
+        self.messages, self.lock, self.subscribed = [], threading.Lock(), threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, clean_session=False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("edgectl/#", qos=1)
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.subscribed.set()
         self.client.on_message = self._got
         self.client.reconnect_delay_set(0.2, 1)
         if broker.users:
@@ -44,6 +45,9 @@ class Subscriber:
             self.client.tls_set(ca_certs=broker.ca_file)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
+        # Subscribed before any agent starts: a record published before the subscription reaches nobody
+        # (an agent serves a short test file within milliseconds of its start record).
+        assert self.subscribed.wait(20), f"the test's subscriber {name} could not subscribe at {broker.url}"
 
     def _got(self, client, userdata, message):
         with self.lock:
@@ -72,7 +76,6 @@ def test_every_stats_record_of_two_agents_arrives_and_the_state_is_retained(brok
     _, test = synthetic_splits
     watcher = Subscriber(broker, "watcher")
     try:
-        time.sleep(0.3)
         running = {b: agent(xgb_build.bundle_dir, broker, b, "--input", str(test.path), "--stats-every", "100")
                    for b in ("a1", "a2")}  # fmt: skip
         written = {b: stats_of(proc.communicate(timeout=120)[0]) for b, proc in running.items()}
