@@ -109,12 +109,12 @@ class SystemdBoard:
         with open(self.dir / "console.log", "ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
         started = time.monotonic()
-        wired = False
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the board did not boot: {(self.dir / 'console.log').read_text()[-2000:]}")
-            wired = wired or self._wire_host_side()
-            if wired and self.ssh("true", timeout=5).returncode == 0:
+            # Wired again at every try: after a power cut, the last boot's veth of the same name can still be
+            # there, and vanish with the address just given to it, as this boot's own comes.
+            if self._wire_host_side() and self.ssh("true", timeout=5).returncode == 0:
                 self.init_pid = _child_of(self.process.pid)  # the board's systemd
                 return time.monotonic() - started
             time.sleep(0.1)
@@ -123,10 +123,15 @@ class SystemdBoard:
     def _wire_host_side(self):
         """Give this host's end of the veth its address once nspawn has made it; True when done."""
         veth = f"ve-{self.machine}"
-        if not Path(f"/sys/class/net/{veth}").exists():
-            return False
-        subprocess.run(["ip", "addr", "replace", f"{self.host_address}/30", "dev", veth], check=True)
-        subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+        address = ["ip", "addr", "replace", f"{self.host_address}/30", "dev", veth]
+        for argv in (address, ["ip", "link", "set", veth, "up"]):
+            if not Path(f"/sys/class/net/{veth}").exists():
+                return False  # not made yet, or the last boot's, gone as we looked
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode != 0 and Path(f"/sys/class/net/{veth}").exists():
+                raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
+            if done.returncode != 0:
+                return False
         return True
 
     def ssh(self, command, timeout=120, input=None):
