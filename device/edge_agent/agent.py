@@ -14,7 +14,7 @@ from edge_agent.kernel import KernelWindows
 from edge_agent.manifest import task_of
 from edge_agent.mqtt_out import Tee
 from edge_agent.notify import Notifier
-from edge_agent.pipeline import Pipeline, plan_of
+from edge_agent.pipeline import Pipeline, plan_of, why_python
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError
 from edge_agent.selftest import run_selftest
@@ -44,6 +44,8 @@ def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS, kernel=True):
         windows="kernel" if isinstance(pipeline.windows, KernelWindows) else "python",
         self_test=selftest,
     )
+    if info["windows"] == "python":
+        info["windows_why"] = why_python(stages, kernel)
     if signer:
         info["signed_by"] = signer
     if unavailable:

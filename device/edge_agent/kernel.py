@@ -61,10 +61,20 @@ def plan_arrays(plan, prep):
 
 def has_kernel(lib):
     """Whether a loaded library (ctypes.CDLL) carries the window kernel this agent reads."""
+    return why_not(lib) is None
+
+
+def why_not(lib):
+    """Why a loaded library's window kernel cannot serve this agent, as the start record says it; None if it can."""
     try:
-        return lib.edge_window_abi() == ABI
+        abi = lib.edge_window_abi()
     except AttributeError:
-        return False
+        return "the bundle's tree library has no window kernel (built before it came): rebuild the bundle to get it"
+    if abi != ABI:
+        return (
+            f"the bundle's window kernel is ABI {abi}, this agent reads ABI {ABI}: rebuild the bundle with this edgectl"
+        )
+    return None
 
 
 class KernelWindows:

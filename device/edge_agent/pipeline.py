@@ -202,6 +202,17 @@ def kernel_library(stages):
     return next((lib for lib in libs if lib is not None and kernel.has_kernel(lib)), None)
 
 
+def why_python(stages, with_kernel=True):
+    """Why the Python reference computes the windows of a pipeline built on these stages (the start
+    record's windows_why): a slower agent after an upgrade says what to do about it."""
+    if not with_kernel:
+        return "edge-agent run --no-kernel"
+    libs = [lib for lib in (getattr(stage, "lib", None) for stage in stages if stage is not None) if lib is not None]
+    if not libs:
+        return "the bundle has no tree library, which carries the window kernel"
+    return kernel.why_not(libs[0])
+
+
 def plan_of(manifest):
     """What each stream computes: the window, the feature kinds per input column, the derived channels."""
     window, features = manifest["window"], manifest["features"]

@@ -5,6 +5,7 @@ or small ones (a paced pipe): every record but its timings is the same, bad line
 drift records included."""
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,6 +14,8 @@ import time
 import numpy as np
 import pytest
 
+from edge_agent.manifest import write_manifest
+from edge_agent.runtimes.trees import board_arch
 from edgectl.data import synthetic
 
 pytestmark = pytest.mark.slow
@@ -40,10 +43,12 @@ def agent(bundle, *extra, input_path=None, chunks=None):
 
 def answers(records):
     """Every record without what varies run to run: timings, RSS, input counters, the stats' latencies, and
-    the start record's way of serving (windows, blocks)."""
+    the start record's way of serving (windows, blocks, windows_why)."""
     skip = {"latency_us", "rss_kb", "input", "latency_us_by_stage", "self_test"}
-    return [{k: v for k, v in r.items() if k not in skip | ({"windows", "blocks"} if r["type"] == "start" else set())}
-            for r in records]  # fmt: skip
+    serving = {"windows", "blocks", "windows_why"}
+    return [
+        {k: v for k, v in r.items() if k not in skip | (serving if r["type"] == "start" else set())} for r in records
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +94,35 @@ def test_blocks_the_kernel_and_python_windows_give_the_same_records(xgb_build, s
     assert {"field-count", "not-a-number", "not-finite", "stale-time"} <= reasons, reasons
     assert answers(kernel) == answers(python)
     assert answers(blocks) == answers(kernel)
+    assert "windows_why" not in blocks[0] and "windows_why" not in kernel[0]
+    assert python[0]["windows_why"] == "edge-agent run --no-kernel"
+
+
+def test_a_bundle_whose_kernel_is_of_another_abi_is_served_by_the_reference_which_says_why(
+    xgb_build, stream_with_bad_lines, tmp_path
+):
+    """A bundle built before this agent's kernel ABI: the Python reference serves it (the same records), and
+    the start record says why and what to do about it, not only that the windows are "python"."""
+    old = tmp_path / "old-bundle"
+    shutil.copytree(xgb_build.bundle_dir, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    lib = old / manifest["stages"][0]["libs"][board_arch()]
+    # A library whose edge_window_abi says 2 in front of the real one, where the linker finds every other symbol.
+    src = tmp_path / "abi2.c"
+    src.write_text("int edge_window_abi(void) { return 2; }\n")
+    front = lib.with_name("abi2-" + lib.name)
+    link = ["-Wl,--no-as-needed", f"-L{lib.parent}", f"-l:{lib.name}", "-Wl,-rpath,$ORIGIN"]  # needed though unused
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(front), str(src), *link], check=True)
+    manifest["stages"][0]["libs"][board_arch()] = front.relative_to(old).as_posix()
+    write_manifest(old, manifest)
+    served = agent(old, input_path=stream_with_bad_lines)
+    assert (served[0]["windows"], served[0]["blocks"]) == ("python", False)
+    assert served[0]["windows_why"] == (
+        "the bundle's window kernel is ABI 2, this agent reads ABI 3: rebuild the bundle with this edgectl"
+    )
+    python = agent(xgb_build.bundle_dir, "--no-kernel", input_path=stream_with_bad_lines)
+    del served[0]["bundle_id"], python[0]["bundle_id"]  # a new manifest: a new id
+    assert answers(served) == answers(python)
 
 
 def test_small_batches_from_a_paced_pipe_give_the_same_records_as_a_file(xgb_build, stream_with_bad_lines):
