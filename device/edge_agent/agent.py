@@ -21,7 +21,7 @@ from edge_agent.selftest import run_selftest
 from edge_agent.signature import DEFAULT_TRUSTED_KEYS, load_trusted_bundle
 from edge_agent.sources import open_source
 from edge_agent.streams import DEFAULT_SILENT_AFTER_S, StreamWatch
-from edge_agent.telemetry import Stats, encode, encode_prediction, record, write_record
+from edge_agent.telemetry import Stats, encode, record, write_record
 
 
 def start(bundle_dir, trusted_keys=DEFAULT_TRUSTED_KEYS, kernel=True):
@@ -117,24 +117,25 @@ def serve(
     sink = _Batch(out, stats, batch)
     clock = time.perf_counter_ns
 
-    def account(number, rec, error, start):
-        """One line's outcome: its error record, or its drift and stream records and its prediction."""
+    def account(number, prediction, error, start):
+        """One line's outcome: its error record, or its drift and stream records and its prediction
+        ((stage, record text) or None)."""
         if error is not None:
             stats.add_error(error.reason)
             sink.write(record("error", line=number, reason=error.reason, message=str(error)))
             return
         if pipeline.events:
             _write_events(pipeline, sink)
-        if rec is not None:
-            sink.prediction(rec, start)
+        if prediction is not None:
+            sink.prediction(*prediction, start)
             if stats.windows % stats_every == 0:
                 sink.flush()  # its latencies counted first
                 sink.write(stats.snapshot(**_streams(pipeline), **extra_stats()))
 
     def answer_block():
-        for number, rec, error, start in blocks.answers():
+        for number, prediction, error, start in blocks.answers():
             stats.samples += 1
-            account(number, rec, error, start)
+            account(number, prediction, error, start)
 
     try:
         for event in lines:
@@ -179,10 +180,11 @@ class _Batch:
     def write(self, rec):
         self._add(encode(rec))
 
-    def prediction(self, rec, arrived_ns):
-        self.stats.add_prediction(rec["stage"])
-        self.written.append((rec["stage"], arrived_ns))
-        self._add(encode_prediction(rec))
+    def prediction(self, stage, text, arrived_ns):
+        """A prediction record's text, of a window stage `stage` answered, its line complete at arrived_ns."""
+        self.stats.add_prediction(stage)
+        self.written.append((stage, arrived_ns))
+        self._add(text)
 
     def _add(self, line):
         now = time.perf_counter_ns()

@@ -12,11 +12,13 @@ rest of the time before its own turn: the lines ahead of it, the block's work on
 
 import ctypes
 import time
+from math import isfinite
 
 import numpy as np
 
 from edge_agent.pipeline import stale
 from edge_agent.samples import ONE_STREAM, SampleError
+from edge_agent.telemetry import encode_prediction, latency_text, prediction_text, shared_steps
 
 MAX_LINES = 256  # a block: what one read brought, up to this many lines
 MIN_LINES = 8  # fewer go line by line: a block's set-up costs about what the C reader saves on 8 lines
@@ -73,9 +75,9 @@ class Blocks:
         return len(self.pending) >= MAX_LINES
 
     def answers(self):
-        """(line number, prediction record or None, SampleError or None, line complete) for each
-        queued non-empty line in order; the pipeline's events hold each line's drift and stream records
-        when it comes. Empties the queue."""
+        """(line number, prediction or None, SampleError or None, line complete) for each queued
+        non-empty line in order, as Pipeline.answer gives them (a prediction: (stage, record text)); the
+        pipeline's events hold each line's drift and stream records when it comes. Empties the queue."""
         lines = [(e, t) for e, t in self.pending if e[2] is not None or e[1]]
         self.pending = []
         if len(lines) < MIN_LINES:  # a paced sensor's line or two: a block's set-up would cost more
@@ -106,6 +108,8 @@ class Blocks:
         # a few decimals in microseconds, whose text costs a fifth of a fraction's 17 digits.
         parse, features = (t1 - t0) // len(lines), (t2 - t1) // max(1, m)
         spec = pipeline.specs[0]
+        stage, binary = spec["name"], pipeline.task == "binary"
+        shared = shared_steps(parse / 1000, features / 1000, 0.0)  # the model ran inside the kernel's call
         try:
             for k, (event, arrived) in enumerate(lines):
                 got = parsed[k]
@@ -127,12 +131,21 @@ class Blocks:
                     pipeline.watch.seen(stream)
                 if j in checks:
                     pipeline.events += drift.checked(checks[j])
-                rec = None
+                prediction = None
                 if status[j]:  # its shares of the block's parse and kernel time end at its turn; before them, its wait
-                    start = turn - parse - features
-                    times = arrived, start, start + parse, turn, turn
-                    rec = pipeline.answered(stream, t, spec, outs[j], None, times)
-                yield event[0], rec, None, arrived
+                    start, out = turn - parse - features, outs[j]
+                    if binary and type(t) is float and isfinite(t) and isfinite(out):  # the record's text, no dict
+                        answer = pipeline.judge(spec, out)
+                        latency = latency_text(
+                            (start - arrived) / 1000, shared, (time.perf_counter_ns() - arrived) / 1000
+                        )
+                        text = prediction_text(pipeline.seq, stream, t, answer["prediction"], out, stage, latency,
+                                               pipeline.rss)  # fmt: skip
+                    else:  # what encode_prediction leaves to encode: Pipeline.answered's dict
+                        times = arrived, start, start + parse, turn, turn
+                        text = encode_prediction(pipeline.answered(stream, t, spec, out, None, times))
+                    prediction = stage, text
+                yield event[0], prediction, None, arrived
         finally:
             pipeline.streams_then = None
             if drift:

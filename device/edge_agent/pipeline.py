@@ -11,7 +11,7 @@ from edge_agent.drift import DriftMonitor
 from edge_agent.manifest import alarm_of, task_of
 from edge_agent.runtimes import load_stage
 from edge_agent.samples import SampleError, SampleParser
-from edge_agent.telemetry import RECORD_VERSION, rss_kb
+from edge_agent.telemetry import RECORD_VERSION, encode_prediction, rss_kb
 from edge_agent.windows import FEATURE_KINDS, Plan, WindowSet
 
 RSS_EVERY = 256  # windows between RSS reads
@@ -51,18 +51,19 @@ class Pipeline:
         # the windows of the lines after it already
         self.streams_then = None
         self.seq = 0
-        self._rss = rss_kb()
+        self.rss = rss_kb()  # KiB, read every RSS_EVERY windows
 
     def answer(self, event, arrived_ns):
-        """One source event (number, text, error[, source]) line by line: (number, prediction record or
-        None, SampleError or None, arrived_ns)."""
+        """One source event (number, text, error[, source]) line by line: (number, prediction or None,
+        SampleError or None, arrived_ns); a prediction as the agent writes it, (stage name, record text)."""
         number, text, error = event[:3]
         if error is not None:
             return number, None, error, arrived_ns
         try:
-            return number, self.handle(text, event[3] if len(event) > 3 else 0, arrived_ns), None, arrived_ns
+            rec = self.handle(text, event[3] if len(event) > 3 else 0, arrived_ns)
         except SampleError as exc:
             return number, None, exc, arrived_ns
+        return number, (rec["stage"], encode_prediction(rec)) if rec is not None else None, None, arrived_ns
 
     def handle(self, text, source=0, arrived_ns=None):
         """Process one stripped line of a source (a TCP connection has its own header line); return a
@@ -89,12 +90,7 @@ class Pipeline:
     def answered(self, stream, t, spec, out, degraded, times):
         """The prediction record of a window stage `spec` answered with `out`; times: (line complete,
         parse start, parse end, features end, inference end) in perf_counter_ns."""
-        answer = outcome(self.task, out, spec.get("threshold"), self.classes, self.alarm)
-        if self.drift:
-            self.events += self.drift.score(answer["score"])
-        self.seq += 1
-        if self.seq % RSS_EVERY == 0:
-            self._rss = rss_kb()
+        answer = self.judge(spec, out)
         arrived, t0, t1, t2, t3 = times
         t4 = time.perf_counter_ns()
         rec = {  # record("prediction", ...) written out: one a window, the agent's hot path
@@ -112,11 +108,22 @@ class Pipeline:
                 "inference": (t3 - t2) / 1000,
                 "total": (t4 - arrived) / 1000,
             },
-            "rss_kb": self._rss,
+            "rss_kb": self.rss,
         }
         if degraded:
             rec["degraded"] = degraded
         return rec
+
+    def judge(self, spec, out):
+        """A prediction record's answer fields (outcome) of stage `spec`'s output, counted: the drift monitor
+        sees its score, and the sequence number (self.seq) and the RSS figure (self.rss) move on to its record."""
+        answer = outcome(self.task, out, spec.get("threshold"), self.classes, self.alarm)
+        if self.drift:
+            self.events += self.drift.score(answer["score"])
+        self.seq += 1
+        if self.seq % RSS_EVERY == 0:
+            self.rss = rss_kb()
+        return answer
 
     def _answer(self, window, first, x):
         """(spec of the answering stage, its score, why degraded or None); x is stage `first`'s input (None:

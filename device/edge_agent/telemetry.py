@@ -49,7 +49,7 @@ _STEPS = ("wait", "parse", "features", "inference", "total")
 
 def encode_prediction(rec):
     """encode(rec) of a prediction record, the same text in half the time: one a window is the agent's hot
-    path. A binary task's record is written in one format string (float's repr is what encode writes for a
+    path. A binary task's record is written by prediction_text (float's repr is what encode writes for a
     finite float); any other layout, and a time or score that is not a finite float, goes to encode. The
     latencies are Python floats by construction (nanoseconds / 1000 in Pipeline.answered)."""
     t, score, steps = rec["t"], rec["score"], rec["latency_us"]
@@ -57,12 +57,27 @@ def encode_prediction(rec):
             or type(rec["prediction"]) is not int or not (math.isfinite(t) and math.isfinite(score))):  # fmt: skip
         return encode(rec)
     wait, parse, features, inference, total = steps.values()
+    latency = latency_text(wait, shared_steps(parse, features, inference), total)
+    return prediction_text(rec["seq"], rec["stream"], t, rec["prediction"], score, rec["stage"], latency, rec["rss_kb"])
+
+
+def prediction_text(seq, stream, t, prediction, score, stage, latency, rss):
+    """A binary task's prediction record as encode writes it, from its fields: t and score finite floats,
+    prediction 0 or 1, latency latency_text's."""
     return (
-        f'{{"type":"prediction","v":{rec["v"]},"seq":{rec["seq"]},"stream":{_text(rec["stream"])},"t":{t!r},'
-        f'"prediction":{rec["prediction"]},"score":{score!r},"stage":{_text(rec["stage"])},"latency_us":{{'
-        f'"wait":{wait!r},"parse":{parse!r},"features":{features!r},"inference":{inference!r},"total":{total!r}}},'
-        f'"rss_kb":{rec["rss_kb"]}}}'
+        f'{{"type":"prediction","v":{RECORD_VERSION},"seq":{seq},"stream":{_text(stream)},"t":{t!r},'
+        f'"prediction":{prediction},"score":{score!r},"stage":{_text(stage)},"latency_us":{latency},"rss_kb":{rss}}}'
     )
+
+
+def shared_steps(parse, features, inference):
+    """The middle of latency_us's text (microsecond floats): the part a block's records have in common."""
+    return f'"parse":{parse!r},"features":{features!r},"inference":{inference!r},'
+
+
+def latency_text(wait, shared, total):
+    """latency_us's text from its first and last steps (microsecond floats) and shared_steps' text."""
+    return f'{{"wait":{wait!r},{shared}"total":{total!r}}}'
 
 
 def write_record(out, rec):

@@ -94,6 +94,11 @@ def test_blocks_the_kernel_and_python_windows_give_the_same_records(xgb_build, s
     assert {"field-count", "not-a-number", "not-finite", "stale-time"} <= reasons, reasons
     assert answers(kernel) == answers(python)
     assert answers(blocks) == answers(kernel)
+    # A block's latency split: its line's wait, then its shares of the block's parse and kernel time (the model
+    # inside the kernel's call), all within its total.
+    steps = [r["latency_us"] for r in blocks if r["type"] == "prediction"]
+    assert all(s["inference"] == 0.0 and s["wait"] >= 0 for s in steps)
+    assert all(s["wait"] + s["parse"] + s["features"] <= s["total"] + 1e-9 for s in steps)
     assert "windows_why" not in blocks[0] and "windows_why" not in kernel[0]
     assert python[0]["windows_why"] == "edge-agent run --no-kernel"
 
