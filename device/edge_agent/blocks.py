@@ -110,13 +110,14 @@ class Blocks:
         spec = pipeline.specs[0]
         stage, binary = spec["name"], pipeline.task == "binary"
         shared = shared_steps(parse / 1000, features / 1000, 0.0)  # the model ran inside the kernel's call
+        clock, watch = time.perf_counter_ns, pipeline.watch
         try:
             for k, (event, arrived) in enumerate(lines):
                 got = parsed[k]
                 if type(got) is not tuple:  # an error, or a header line (None)
                     yield event[0], None, got, arrived
                     continue
-                turn = time.perf_counter_ns()
+                turn = clock()
                 j = row[k]
                 stream, t = got
                 window = windows[j]
@@ -127,8 +128,8 @@ class Blocks:
                     yield event[0], None, stale(stream, t, window.time), arrived
                     continue
                 window.time = t
-                if pipeline.watch:
-                    pipeline.watch.seen(stream)
+                if watch:
+                    watch.seen(stream)
                 if j in checks:
                     pipeline.events += drift.checked(checks[j])
                 prediction = None
@@ -136,9 +137,7 @@ class Blocks:
                     start, out = turn - parse - features, outs[j]
                     if binary and type(t) is float and isfinite(t) and isfinite(out):  # the record's text, no dict
                         answer = pipeline.judge(spec, out)
-                        latency = latency_text(
-                            (start - arrived) / 1000, shared, (time.perf_counter_ns() - arrived) / 1000
-                        )
+                        latency = latency_text((start - arrived) / 1000, shared, (clock() - arrived) / 1000)
                         text = prediction_text(pipeline.seq, stream, t, answer["prediction"], out, stage, latency,
                                                pipeline.rss)  # fmt: skip
                     else:  # what encode_prediction leaves to encode: Pipeline.answered's dict
