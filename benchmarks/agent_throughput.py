@@ -21,6 +21,10 @@ manifest's drift section).
 A paced run then sends the file over TCP at --rate samples/s (below capacity, as a sensor would) and
 reports the agent's own end-to-end figure: each line complete in the input buffer -> its record
 written (the stats record's latency_us), p50/p90/p99.
+
+--instructions adds what a noisy machine does not move: the instructions one more sample costs the agent
+(blocks, drift on) and the C program, counted by valgrind (cachegrind) on the file and on the file
+--times over (its streams renamed), the difference over the extra samples, so start-up cancels out.
 """
 
 import argparse
@@ -50,6 +54,8 @@ COLUMNS = [("bundle", "bundle", ""), ("windows", "windows", "d"), ("drift", "dri
            ("samples_per_s", "samples/s", ",d"), ("samples_per_cpu_s", "per CPU-s", ",d"),
            ("p50", "service p50 µs", ".1f"), ("p90", "p90", ".1f"),
            ("p99", "p99", ".1f"), ("x_c", "C / agent", ".1f")]  # fmt: skip
+INSTRUCTION_COLUMNS = [("bundle", "bundle", ""), ("agent", "agent (blocks, drift) instr./sample", ",d"),
+                       ("c_program", "C program instr./sample", ",d"), ("ratio", "agent / C", ".2f")]  # fmt: skip
 PACED_COLUMNS = [("bundle", "bundle", ""), ("rate", "sent/s", ",.0f"), ("samples", "samples", "d"),
                  ("p50", "line->written p50 µs", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]  # fmt: skip
 AGENT = [sys.executable, "-m", "edge_agent", "run"]
@@ -141,7 +147,39 @@ def c_program(bundle_dir, data, work):
         run.windows = got["windows"]
         return got["samples"] / got["seconds"]
 
+    run.argv = argv
     return run
+
+
+def instructions(argv):
+    """Instructions a command runs (valgrind cachegrind; its output thrown away)."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+    got = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *argv],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True).stderr  # fmt: skip
+    return int(next(line for line in got.splitlines() if "I   refs:" in line).split()[-1].replace(",", ""))
+
+
+def repeated(data, times, stream_index, out):
+    """The file `times` over, the k-th copy's streams renamed (numbers: C-MAPSS units, as the C program keys
+    them) so no line of a copy is stale; returns (path, samples added)."""
+    lines = [ln.split() for ln in Path(data).read_text().splitlines() if ln.strip()]
+    copies = [[*f[:stream_index], str(int(f[stream_index]) + 100_000 * k), *f[stream_index + 1 :]] for k in range(times)
+              for f in lines]  # fmt: skip
+    Path(out).write_text("\n".join(" ".join(f) for f in copies) + "\n")
+    return out, len(lines) * (times - 1)
+
+
+def instructions_rows(name, bundle_dir, data, work, times):
+    """Instructions a sample, the agent's blocks (drift on) beside the C program, and their ratio."""
+    spec = load_bundle(bundle_dir)["input"]
+    stream_index = spec["fields"].index(spec["stream_field"])
+    big, extra = repeated(data, times, stream_index, Path(work) / f"{name.replace(' ', '-')}-x{times}.txt")
+    agent = [*AGENT, "--bundle", str(bundle_dir), "--input"]
+    per_agent = (instructions([*agent, str(big)]) - instructions([*agent, str(data)])) / extra
+    c_small, c_big = c_program(bundle_dir, data, work), c_program(bundle_dir, big, work)
+    per_c = (instructions(c_big.argv) - instructions(c_small.argv)) / extra
+    return {"bundle": name, "agent": round(per_agent), "c_program": round(per_c), "ratio": round(per_agent / per_c, 2)}
 
 
 def row(name, drift, seconds, cpu, records, n_samples):
@@ -188,6 +226,8 @@ def main():
     parser.add_argument("--no-int8", action="store_true", help="leave out the Conv1D INT8 bundle")
     parser.add_argument("--rate", type=float, default=2000.0, help="samples/s of the paced TCP run")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each configuration (the median is shown)")
+    parser.add_argument("--instructions", action="store_true", help="also count instructions a sample (valgrind)")
+    parser.add_argument("--times", type=int, default=3, help="copies of the file in the --instructions run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -230,7 +270,13 @@ def main():
         paced_rows = [paced(bundles["xgboost s1"], data, args.rate, work)]
         note = "one core of this machine; in each round the C program, then each configuration of the agent"
         result = {"samples": n_samples, "data": str(data), "rows": rows, "paced": paced_rows, "note": note}
-        emit(result, args.json, lambda r: table(r["rows"], COLUMNS) + "\n\n" + table(r["paced"], PACED_COLUMNS))
+        tables = [("rows", COLUMNS), ("paced", PACED_COLUMNS)]
+        if args.instructions:
+            say(f"instructions a sample under valgrind, the file and the file {args.times} times over (minutes) ...")
+            result["instructions"] = [instructions_rows(name, b, data, work, args.times) for name, b in bundles.items()
+                                      if c_program(b, data, work)]  # fmt: skip
+            tables.append(("instructions", INSTRUCTION_COLUMNS))
+        emit(result, args.json, lambda r: "\n\n".join(table(r[key], columns) for key, columns in tables))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
