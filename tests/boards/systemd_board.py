@@ -103,6 +103,7 @@ class SystemdBoard:
 
     def boot(self, timeout=60.0):
         """Power on: systemd as PID 1; returns the seconds until `ssh true` answered."""
+        self._clear_last_veth()
         env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
         argv = [NSPAWN, "--boot", "--register=no", "--keep-unit", "--console=passive", "-M", self.machine,
                 "--network-veth", "-D", str(self.merged)]  # fmt: skip
@@ -119,6 +120,17 @@ class SystemdBoard:
                 return time.monotonic() - started
             time.sleep(0.1)
         raise RuntimeError(f"the board's sshd did not answer within {timeout} s")
+
+    def _clear_last_veth(self, timeout=10.0):
+        """After a power cut the last boot's veth can outlive its board for a moment, and nspawn cannot make
+        this boot's while it is there ("Failed to add new veth interfaces: File exists"): wait for it to
+        go, and delete it if it stays (a real board's link goes with its power)."""
+        veth = f"ve-{self.machine}"
+        deadline = time.monotonic() + timeout
+        while Path(f"/sys/class/net/{veth}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if Path(f"/sys/class/net/{veth}").exists():
+            subprocess.run(["ip", "link", "delete", veth], capture_output=True)
 
     def _wire_host_side(self):
         """Give this host's end of the veth its address once nspawn has made it; True when done."""
