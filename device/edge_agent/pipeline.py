@@ -216,6 +216,8 @@ def why_python(stages, with_kernel=True):
         return "edge-agent run --no-kernel"
     libs = [lib for lib in (getattr(stage, "lib", None) for stage in stages if stage is not None) if lib is not None]
     if not libs:
+        if any(stage is None for stage in stages):
+            return "no stage that loaded has a tree library, which carries the window kernel (see degraded)"
         return "the bundle has no tree library, which carries the window kernel"
     return kernel.why_not(libs[0])
 

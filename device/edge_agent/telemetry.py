@@ -53,8 +53,9 @@ def encode_prediction(rec):
     finite float); any other layout, and a time or score that is not a finite float, goes to encode. The
     latencies are Python floats by construction (nanoseconds / 1000 in Pipeline.answered)."""
     t, score, steps = rec["t"], rec["score"], rec["latency_us"]
-    if (tuple(rec) != _BINARY or tuple(steps) != _STEPS or type(t) is not float or type(score) is not float
-            or type(rec["prediction"]) is not int or not (math.isfinite(t) and math.isfinite(score))):  # fmt: skip
+    if (tuple(rec) != _BINARY or rec["v"] != RECORD_VERSION or tuple(steps) != _STEPS or type(t) is not float
+            or type(score) is not float or type(rec["prediction"]) is not int
+            or not (math.isfinite(t) and math.isfinite(score))):  # fmt: skip
         return encode(rec)
     wait, parse, features, inference, total = steps.values()
     latency = latency_text(wait, shared_steps(parse, features, inference), total)
