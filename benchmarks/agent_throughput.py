@@ -250,10 +250,11 @@ def main():
         if not args.no_int8:
             say("building Conv1D INT8, stride 1 (minutes) ...")
             bundles["conv1d-int8 s1"] = recipe.build_bundle(train, "conv1d", work / "conv1d").bundle_dir
-        rows = []
+        rows, with_c = [], []  # with_c: the bundles with a tree library, which the C program runs
         for name, bundle in bundles.items():
             plain = without_drift(bundle, work / f"{Path(bundle).name}-nodrift")
             limit = c_program(bundle, data, work)
+            with_c += [name] if limit else []
             modes = MODES if limit else [("python", "python", False, ())]  # no tree library: Python only
             configs = [{"label": label, "windows": windows, "blocks": blocks, "extra": extra, "drift": drift,
                         "bundle": b} for label, windows, blocks, extra in modes
@@ -280,8 +281,7 @@ def main():
         tables = [("rows", COLUMNS), ("paced", PACED_COLUMNS)]
         if args.instructions:
             say(f"instructions a sample under valgrind, the file and the file {args.times} times over (minutes) ...")
-            result["instructions"] = [instructions_rows(name, b, data, work, args.times) for name, b in bundles.items()
-                                      if c_program(b, data, work)]  # fmt: skip
+            result["instructions"] = [instructions_rows(name, bundles[name], data, work, args.times) for name in with_c]
             tables.append(("instructions", INSTRUCTION_COLUMNS))
         emit(result, args.json, lambda r: "\n\n".join(table(r[key], columns) for key, columns in tables))
     finally:

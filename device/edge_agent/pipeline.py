@@ -205,8 +205,12 @@ def window_set(manifest, max_streams, lib=None):
 
 def kernel_library(stages):
     """The loaded tree library of a stage, which carries the window kernel in bundles built since it came."""
-    libs = [getattr(stage, "lib", None) for stage in stages if stage is not None]
-    return next((lib for lib in libs if lib is not None and kernel.has_kernel(lib)), None)
+    return next((lib for lib in _tree_libraries(stages) if kernel.has_kernel(lib)), None)
+
+
+def _tree_libraries(stages):
+    """The tree libraries of the stages that loaded (a TFLite stage has none)."""
+    return [lib for lib in (getattr(stage, "lib", None) for stage in stages if stage is not None) if lib is not None]
 
 
 def why_python(stages, with_kernel=True):
@@ -214,7 +218,7 @@ def why_python(stages, with_kernel=True):
     record's windows_why): a slower agent after an upgrade says what to do about it."""
     if not with_kernel:
         return "edge-agent run --no-kernel"
-    libs = [lib for lib in (getattr(stage, "lib", None) for stage in stages if stage is not None) if lib is not None]
+    libs = _tree_libraries(stages)
     if not libs:
         if any(stage is None for stage in stages):
             return "no stage that loaded has a tree library, which carries the window kernel (see degraded)"
