@@ -20,11 +20,13 @@ manifest's drift section).
   vs C         the C program's samples/s over the agent's
 A paced run then sends the file over TCP at --rate samples/s (below capacity, as a sensor would) and
 reports the agent's own end-to-end figure: each line complete in the input buffer -> its record
-written (the stats record's latency_us), p50/p90/p99.
+written (the stats record's latency_us), p50/p90/p99; and the C program's on the same sender (its read
+returned -> the record written), the limit on this machine.
 
 --instructions adds what a noisy machine does not move: the instructions one more sample costs the agent
 (blocks, drift on) and the C program, counted by valgrind (cachegrind) on the file and on the file
---times over (its streams renamed), the difference over the extra samples, so start-up cancels out.
+--times over (its streams renamed), the difference over the extra samples, so start-up cancels out; and
+the same for a paced line (1,000 and then 3,000 lines sent at 100 lines/s, each read one line).
 """
 
 import argparse
@@ -55,11 +57,12 @@ COLUMNS = [("bundle", "bundle", ""), ("windows", "windows", "d"), ("drift", "dri
            ("samples_per_s", "samples/s", ",d"), ("samples_per_cpu_s", "per CPU-s", ",d"),
            ("p50", "service p50 µs", ".1f"), ("p90", "p90", ".1f"),
            ("p99", "p99", ".1f"), ("x_c", "C / agent", ".1f")]  # fmt: skip
-INSTRUCTION_COLUMNS = [("bundle", "bundle", ""), ("agent", "agent (blocks, drift) instr./sample", ",d"),
+INSTRUCTION_COLUMNS = [("bundle", "bundle", ""), ("agent", "agent (drift on) instr./sample", ",d"),
                        ("c_program", "C program instr./sample", ",d"), ("ratio", "agent / C", ".2f")]  # fmt: skip
 PACED_COLUMNS = [("bundle", "bundle", ""), ("rate", "sent/s", ",.0f"), ("samples", "samples", "d"),
                  ("p50", "line->written p50 µs", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]  # fmt: skip
 AGENT = [sys.executable, "-m", "edge_agent", "run"]
+PACED_LINES_S, PACED_SHORT = 100.0, 1000  # --instructions' paced run: slow enough for valgrind to take each alone
 # (label, the start record's windows and blocks, the agent's flags) of the ways a tree bundle is served
 MODES = [("blocks", "kernel", True, ()), ("lines", "kernel", False, ("--line-by-line",)),
          ("python", "python", False, ("--no-kernel",))]  # fmt: skip
@@ -152,12 +155,28 @@ def c_program(bundle_dir, data, work):
     return run
 
 
-def instructions(argv):
-    """Instructions a command runs (valgrind cachegrind; its output thrown away)."""
+def instructions(argv, paced=None):
+    """Instructions a command runs (valgrind cachegrind; its output thrown away). paced: (port, file): the
+    command listens on 127.0.0.1:port once it writes to stdout; the file's lines go there at PACED_LINES_S
+    lines/s, one a read, and then the command is stopped (SIGTERM) if it has not ended."""
     if not shutil.which("valgrind"):
         raise SystemExit("--instructions needs valgrind (apt install valgrind)")
-    got = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *argv],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True).stderr  # fmt: skip
+    # One BLAS thread: numpy's idle worker spins under valgrind (it does not while the agent serves: 0 CPU
+    # ticks in a paced run), and its count would wander with the run's length.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *argv]
+    with tempfile.TemporaryFile() as out, subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, env=env) as proc:
+        if paced:
+            while out.tell() == 0 and proc.poll() is None:  # ready: the start record, or "listening"
+                time.sleep(0.05)
+            _send_paced(paced[0], paced[1], PACED_LINES_S)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+        got = proc.communicate()[1].decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"under valgrind, {' '.join(argv[5:])} failed:\n{got[-2000:]}")
     found = re.search(r"I\s+refs:\s+([\d,]+)", got)  # "I   refs:" before valgrind 3.21, "I refs:" since
     if not found:
         raise SystemExit(f"valgrind printed no instruction count for {' '.join(argv)}:\n{got[-2000:]}")
@@ -184,7 +203,37 @@ def instructions_rows(name, bundle_dir, data, work, times):
     per_agent = (instructions([*agent, str(big)]) - instructions([*agent, str(data)])) / extra
     c_small, c_big = c_program(bundle_dir, data, work), c_program(bundle_dir, big, work)
     per_c = (instructions(c_big.argv) - instructions(c_small.argv)) / extra
-    return {"bundle": name, "agent": round(per_agent), "c_program": round(per_c), "ratio": round(per_agent / per_c, 2)}
+    return {"bundle": f"{name} (blocks)", "agent": round(per_agent), "c_program": round(per_c),
+            "ratio": round(per_agent / per_c, 2)}  # fmt: skip
+
+
+def paced_instructions_row(name, bundle_dir, data, work):
+    """Instructions a paced line (each read one line) costs the agent and the C program: the file's first
+    PACED_SHORT lines, then three times as many (at most the whole file), the difference over the extra lines."""
+    lines = [line for line in Path(data).read_text().splitlines(keepends=True) if line.strip()]
+    short = min(PACED_SHORT, len(lines) // 3)
+    files = []
+    for n in (short, 3 * short):
+        files.append(Path(work) / f"paced-{n}.txt")
+        files[-1].write_text("".join(lines[:n]))
+    limit = c_program(bundle_dir, data, work)
+
+    def per_line(argv_at):
+        counts = []
+        for path in files:
+            port = _free_port()
+            counts.append(instructions(argv_at(port), paced=(port, path)))
+        return (counts[1] - counts[0]) / (2 * short)
+
+    agent = per_line(lambda port: [*AGENT, "--silent-after", "0", "--bundle", str(bundle_dir), "--input",
+                                   f"tcp:127.0.0.1:{port}"])  # fmt: skip
+    c = per_line(lambda port: [*limit.argv[:4], f"tcp:{port}", *limit.argv[5:]])
+    return {
+        "bundle": f"{name} (paced: a line a read)",
+        "agent": round(agent),
+        "c_program": round(c),
+        "ratio": round(agent / c, 2),
+    }
 
 
 def row(name, drift, seconds, cpu, records, n_samples):
@@ -203,20 +252,40 @@ def paced(bundle_dir, data, rate, work):
                                 stdout=sink, stderr=subprocess.DEVNULL)  # fmt: skip
     while records.stat().st_size == 0:  # the start record: listening
         time.sleep(0.01)
+    sent = _send_paced(port, data, rate)
+    time.sleep(0.5)
+    proc.terminate()
+    proc.wait(timeout=60)
+    final = [json.loads(line) for line in records.read_text().splitlines() if '"final":true' in line][-1]
+    if final["samples"] != sent:
+        raise SystemExit(f"paced run: the agent served {final['samples']} of {sent} samples")
+    return {"bundle": f"{Path(bundle_dir).name} (agent)", "rate": rate, "samples": sent, **final["latency_us"]}
+
+
+def paced_c(limit, data, rate, work):
+    """The C program (c_program's) on the same paced TCP sender: per window, read returned -> record written."""
+    port, argv = _free_port(), list(limit.argv)
+    argv[4] = f"tcp:{port}"
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+        if proc.stdout.readline().strip() != "listening":
+            raise SystemExit(f"paced run: the C program did not listen: {' '.join(argv)}")
+        _send_paced(port, data, rate)
+        got = json.loads(proc.stdout.read())
+    lat = np.fromfile(Path(argv[5] + ".lat"), dtype=np.float64) / 1000
+    return {"bundle": f"{Path(limit.argv[1]).parent.parent.name} (C program)", "rate": rate,
+            "samples": got["samples"], **percentiles(lat)}  # fmt: skip
+
+
+def _send_paced(port, data, rate):
+    """Send the file's lines to 127.0.0.1:port at `rate` lines/s, as a sensor does; the samples sent."""
     lines = Path(data).read_bytes().splitlines(keepends=True)
     with socket.create_connection(("127.0.0.1", port)) as conn:
         t0 = time.perf_counter()
         for i, line in enumerate(lines):
             while time.perf_counter() < t0 + i / rate:
-                pass  # a paced sensor: busy-wait, sleep() is too coarse at these rates
+                pass  # busy-wait: sleep() is too coarse at these rates
             conn.sendall(line)
-    time.sleep(0.5)
-    proc.terminate()
-    proc.wait(timeout=60)
-    final = [json.loads(line) for line in records.read_text().splitlines() if '"final":true' in line][-1]
-    if final["samples"] != len(lines):
-        raise SystemExit(f"paced run: the agent served {final['samples']} of {len(lines)} samples")
-    return {"bundle": Path(bundle_dir).name, "rate": rate, "samples": final["samples"], **final["latency_us"]}
+    return sum(1 for line in lines if line.strip())
 
 
 def _free_port():
@@ -259,8 +328,8 @@ def main():
             configs = [{"label": label, "windows": windows, "blocks": blocks, "extra": extra, "drift": drift,
                         "bundle": b} for label, windows, blocks, extra in modes
                        for drift, b in (("on", bundle), ("off", plain))]  # fmt: skip
-            with_c = " and the C program" if limit else ""
-            say(f"{name}: {len(configs)} configurations{with_c}, {args.repeat} rounds ...")
+            and_c = " and the C program" if limit else ""
+            say(f"{name}: {len(configs)} configurations{and_c}, {args.repeat} rounds ...")
             results, c_rate = agent_file_runs(configs, data, work, args.repeat, limit)
             for config, (seconds, cpu, records) in zip(configs, results):
                 if (records[0].get("windows"), records[0].get("blocks")) != (config["windows"], config["blocks"]):
@@ -275,13 +344,17 @@ def main():
                              "samples_per_s": round(c_rate), "samples_per_cpu_s": None, **percentiles(lat),
                              "x_c": 1.0})  # fmt: skip
         say(f"paced TCP runs at {args.rate:g} samples/s ...")
-        paced_rows = [paced(bundles["xgboost s1"], data, args.rate, work)]
+        paced_rows = [
+            paced(bundles["xgboost s1"], data, args.rate, work),
+            paced_c(c_program(bundles["xgboost s1"], data, work), data, args.rate, work),
+        ]
         note = "one core of this machine; in each round the C program, then each configuration of the agent"
         result = {"samples": n_samples, "data": str(data), "rows": rows, "paced": paced_rows, "note": note}
         tables = [("rows", COLUMNS), ("paced", PACED_COLUMNS)]
         if args.instructions:
             say(f"instructions a sample under valgrind, the file and the file {args.times} times over (minutes) ...")
             result["instructions"] = [instructions_rows(name, bundles[name], data, work, args.times) for name in with_c]
+            result["instructions"].append(paced_instructions_row("xgboost s1", bundles["xgboost s1"], data, work))
             tables.append(("instructions", INSTRUCTION_COLUMNS))
         emit(result, args.json, lambda r: "\n\n".join(table(r[key], columns) for key, columns in tables))
     finally:
