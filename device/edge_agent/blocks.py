@@ -3,6 +3,9 @@ windowed and answered by the bundle's tree library in one call (edge_window_bloc
 samples given to the drift monitor in another (edge_drift_observe), and then taken in order, line by
 line, for what stays in Python: stream silence, the drift records of the checks, the records.
 
+A read of fewer than MIN_LINES lines (a paced sensor's) goes line by line through Pipeline.answer, each
+line read by C straight into the window kernel's input buffers (read_one).
+
 The records are those Pipeline.handle gives line by line (the reference, and the path for a bundle
 without a kernel, a cascade, or a serial link): the same predictions, errors, drift and stream
 records in the same order. Only the latency split differs: a line's parse and features times are its
@@ -17,11 +20,11 @@ from math import isfinite
 import numpy as np
 
 from edge_agent.pipeline import stale
-from edge_agent.samples import ONE_STREAM, SampleError
+from edge_agent.samples import ONE_STREAM, Sample, SampleError
 from edge_agent.telemetry import encode_prediction, latency_text, prediction_text, shared_steps
 
 MAX_LINES = 256  # a block: what one read brought, up to this many lines
-MIN_LINES = 8  # fewer go line by line: a block's set-up costs about what the C reader saves on 8 lines
+MIN_LINES = 8  # fewer go line by line (read_one): a block's set-up costs about what it saves on 8 lines
 
 
 def can_block(pipeline):
@@ -63,6 +66,9 @@ class Blocks:
         self._at = {name: (a.ctypes.data, a.strides[0]) for name, a in vars(self).items() if isinstance(a, np.ndarray)}
         self._step_args = [self._at[a][0] for a in ("handles", "sample_values", "sample_settings", "sample_times")]
         self._out_args = [self._at[a][0] for a in ("status", "x", "out")]
+        # read_one's: row 0's ok, time and stream span, and the kernel's input buffers for the values and settings
+        ok_at, time_at, stream_at = (self._at[a][0] for a in ("ok", "times", "stream"))
+        self._one_args = (ok_at, *windows.input_at, time_at, stream_at)
         self.pending = []  # (event, when its line was complete)
         if pipeline.drift:
             pipeline.drift.bind_block(self.x, self.status)
@@ -82,7 +88,7 @@ class Blocks:
         self.pending = []
         if len(lines) < MIN_LINES:  # a paced sensor's line or two: a block's set-up would cost more
             for event, arrived in lines:
-                yield self.pipeline.answer(event, arrived)
+                yield self.pipeline.answer(event, arrived, self.read_one)
             return
         pipeline = self.pipeline
         t0 = time.perf_counter_ns()
@@ -150,6 +156,21 @@ class Blocks:
             if drift:
                 drift.row_then = None
 
+    def read_one(self, text, source=0):
+        """parser.parse of a line on its own (Pipeline.handle's read): read by C (edge_parse_lines) straight
+        into the window kernel's input buffers, the Sample's values and settings then None; a line C does
+        not read, samples.py reads."""
+        parser = self.pipeline.parser
+        columns = parser.by_source.get(source, parser.default)
+        if isinstance(columns, tuple):
+            data = text.encode()
+            if self._parse(data, len(data), 1, self._layout_at(columns), *self._one_args) == 1 and self.ok[0]:
+                stream_i, time_i = columns[1], columns[2]
+                a, b = self.stream[0].tolist()
+                t = self.times[0].item() if time_i is not None else parser.arrival()
+                return Sample(text[a:b] if stream_i is not None else ONE_STREAM, t, None, None)
+        return parser.parse(text, source)
+
     def _windows(self, rows, parsed):
         """The window of each row's stream, in line order (as line by line: created, or evicted past
         max_streams, in that order), and (streams, evicted) just after each, for a stats record that
@@ -180,18 +201,22 @@ class Blocks:
 
     def _c_read(self, lines, start, end, columns):
         """edge_parse_lines on lines[start:end] into rows start..end-1; the ok flags."""
+        text = "\n".join((e[1] or "") for e, _ in lines[start:end]).encode()
+        self.ok[start:end] = 0  # a line C does not reach (an error event's empty text, last) is samples.py's
+        rows = [base + start * stride for base, stride in (self._at[a] for a in _READ_INTO)]
+        self._parse(text, len(text), end - start, self._layout_at(columns), *rows)
+        return self.ok
+
+    def _layout_at(self, columns):
+        """The address of the columns (parser._columns) as the int32 array edge_parse_lines reads (the
+        last one's, kept)."""
         if self._layout[0] is not columns:
             width, stream_i, time_i, features, settings = columns
             ints = [width, -1 if stream_i is None else stream_i, -1 if time_i is None else time_i, len(features),
                     *features, len(settings), *settings]  # fmt: skip
             layout = np.array(ints, dtype=np.int32)
             self._layout = columns, layout, layout.ctypes.data
-        layout_at = self._layout[2]
-        text = "\n".join((e[1] or "") for e, _ in lines[start:end]).encode()
-        self.ok[start:end] = 0  # a line C does not reach (an error event's empty text, last) is samples.py's
-        rows = [base + start * stride for base, stride in (self._at[a] for a in _READ_INTO)]
-        self._parse(text, len(text), end - start, layout_at, *rows)
-        return self.ok
+        return self._layout[2]
 
     def _take(self, lines, start, end, source, columns, ok, parsed):
         """Fill parsed[start:end] (C's lines as they are, the others through samples.py); the index to

@@ -108,6 +108,7 @@ class KernelWindows:
         self._values = np.zeros(plan.n_columns)
         self._settings = np.zeros(max(1, len((prep.conditions or {}).get("fields", ()))))
         self._at = (self._x.ctypes.data, self._values.ctypes.data, self._settings.ctypes.data)
+        self.input_at = self._at[1:]  # where step reads a sample's values and settings given as None
         self._step, self._step_predict, self._out_at = lib.edge_window_step, None, None
 
     def __del__(self):
@@ -132,10 +133,12 @@ class KernelWindows:
         self._step_predict, self._out_at = fn, out_at
 
     def step(self, window, values, settings, time):
-        """windows.WindowSet.step, in one call (with the prediction, after `fuse`)."""
-        self._values[:] = values
-        if len(settings):
-            self._settings[:] = settings
+        """windows.WindowSet.step, in one call (with the prediction, after `fuse`). values and settings
+        None: they are in the buffers at input_at already (blocks.py's C reader put them there)."""
+        if values is not None:
+            self._values[:] = values
+            if len(settings):
+                self._settings[:] = settings
         x_at, values_at, settings_at = self._at
         if self._out_at is None:
             status = self._step(self.handle, window.handle, values_at, settings_at, time, x_at)

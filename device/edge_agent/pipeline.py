@@ -53,28 +53,30 @@ class Pipeline:
         self.seq = 0
         self.rss = rss_kb()  # KiB, read every RSS_EVERY windows
 
-    def answer(self, event, arrived_ns):
+    def answer(self, event, arrived_ns, read=None):
         """One source event (number, text, error[, source]) line by line: (number, prediction or None,
-        SampleError or None, arrived_ns); a prediction as the agent writes it, (stage name, record text)."""
+        SampleError or None, arrived_ns); a prediction as the agent writes it, (stage name, record text).
+        read: what reads the line (handle's)."""
         number, text, error = event[:3]
         if error is not None:
             return number, None, error, arrived_ns
         try:
-            rec = self.handle(text, event[3] if len(event) > 3 else 0, arrived_ns)
+            rec = self.handle(text, event[3] if len(event) > 3 else 0, arrived_ns, read)
         except SampleError as exc:
             return number, None, exc, arrived_ns
         return number, (rec["stage"], encode_prediction(rec)) if rec is not None else None, None, arrived_ns
 
-    def handle(self, text, source=0, arrived_ns=None):
+    def handle(self, text, source=0, arrived_ns=None, read=None):
         """Process one stripped line of a source (a TCP connection has its own header line); return a
         prediction record or None (window not full, or a header line).
         arrived_ns: when the line was complete in the input buffer (perf_counter_ns; default: now).
+        read(text, source): the line's Sample, as self.parser.parse gives it (the default, the reference).
 
         Raises SampleError for a bad line, before any state changes.
         """
         t0 = time.perf_counter_ns()
         arrived = arrived_ns or t0
-        sample = self.parser.parse(text, source)
+        sample = (read or self.parser.parse)(text, source)
         if sample is None:  # a CSV header line
             return None
         t1 = time.perf_counter_ns()

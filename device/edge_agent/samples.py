@@ -31,8 +31,10 @@ class SampleError(ValueError):
 class Sample:
     stream: str
     time: float
-    values: np.ndarray  # float64, the manifest's feature columns, NaN where missing
-    settings: np.ndarray  # float64, the operating-setting fields that pick a condition (often none)
+    # float64, the manifest's feature columns, NaN where missing (None: read by C straight into the window
+    # kernel's input buffers, as blocks.py reads a line on its own)
+    values: np.ndarray
+    settings: np.ndarray  # float64, the operating-setting fields that pick a condition (often none); None: as values
 
 
 def format_line(row, input_spec):

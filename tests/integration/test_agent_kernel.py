@@ -4,6 +4,7 @@ window kernel, or line by line with the Python reference; records written in lar
 or small ones (a paced pipe): every record but its timings is the same, bad lines, header lines and
 drift records included."""
 
+import io
 import json
 import shutil
 import subprocess
@@ -14,8 +15,11 @@ import time
 import numpy as np
 import pytest
 
+from edge_agent.agent import serve, start
+from edge_agent.blocks import Blocks
 from edge_agent.manifest import write_manifest
 from edge_agent.runtimes.trees import board_arch
+from edge_agent.sources import LineSplitter
 from edgectl.data import synthetic
 
 pytestmark = pytest.mark.slow
@@ -141,6 +145,31 @@ def test_small_batches_from_a_paced_pipe_give_the_same_records_as_a_file(xgb_bui
     assert final["final"] and final["latency_us"]["p50"] is not None
     # a paced sender's lines wait for little but their own service: far less than a 64 KiB read of a file
     assert final["latency_us"]["p50"] < whole[-1]["latency_us"]["p50"]
+
+
+def test_a_paced_sensors_lines_read_one_at_a_time_give_the_same_records(xgb_build, stream_with_bad_lines):
+    """Reads of one line each (a paced sensor's): C reads each line straight into the window kernel's input
+    buffers, and samples.py only the lines C leaves to it; the records are those of the reference, line by
+    line with samples.py reading every line."""
+
+    def served(with_blocks):
+        pipeline, _ = start(xgb_build.bundle_dir)
+        by_python, parse = [], pipeline.parser.parse
+        pipeline.parser.parse = lambda text, source=0: by_python.append(text) or parse(text, source)
+        splitter, out = LineSplitter(), io.StringIO()
+        reads = (event for line in stream_with_bad_lines.read_bytes().splitlines(keepends=True)
+                 for event in (*splitter.feed(line), None))  # fmt: skip
+        serve(pipeline, reads, out, stats_every=500, blocks=Blocks(pipeline) if with_blocks else None)
+        return [json.loads(line) for line in out.getvalue().splitlines()], by_python
+
+    (paced, paced_by_python), (reference, reference_by_python) = served(True), served(False)
+    assert answers(paced) == answers(reference)
+    assert sum(r["type"] == "prediction" for r in paced) > 3000
+    lines = [line.strip() for line in stream_with_bad_lines.read_text().splitlines() if line.strip()]
+    assert len(reference_by_python) == len(lines)
+    # C read nine lines in ten; samples.py the rest, the JSON lines among them
+    assert {line for line in lines if line.startswith("{")} <= set(paced_by_python)
+    assert len(paced_by_python) < len(lines) / 10
 
 
 def test_latency_total_runs_from_the_read_and_covers_the_steps(xgb_build, stream_with_bad_lines):
