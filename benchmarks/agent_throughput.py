@@ -156,9 +156,10 @@ def c_program(bundle_dir, data, work):
 
 
 def instructions(argv, paced=None):
-    """Instructions a command runs (valgrind cachegrind; its output thrown away). paced: (port, file): the
-    command listens on 127.0.0.1:port once it writes to stdout; the file's lines go there at PACED_LINES_S
-    lines/s, one a read, and then the command is stopped (SIGTERM) if it has not ended."""
+    """Instructions a command runs (valgrind cachegrind; its output thrown away). paced: (port, file, served):
+    the command listens on 127.0.0.1:port once it writes to stdout; the file's lines go there at PACED_LINES_S
+    lines/s, one a read, and then the command is stopped (SIGTERM) if it has not ended; served(its stdout)
+    gives (samples it served, reads it made or None), which must show nearly every line served alone."""
     if not shutil.which("valgrind"):
         raise SystemExit("--instructions needs valgrind (apt install valgrind)")
     # One BLAS thread: numpy's idle worker spins under valgrind (it does not while the agent serves: 0 CPU
@@ -169,14 +170,22 @@ def instructions(argv, paced=None):
         if paced:
             while out.tell() == 0 and proc.poll() is None:  # ready: the start record, or "listening"
                 time.sleep(0.05)
-            _send_paced(paced[0], paced[1], PACED_LINES_S)
+            sent = _send_paced(paced[0], paced[1], PACED_LINES_S)
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.terminate()
         got = proc.communicate()[1].decode()
+        out.seek(0)
+        written = out.read().decode()
     if proc.returncode != 0:
-        raise SystemExit(f"under valgrind, {' '.join(argv[5:])} failed:\n{got[-2000:]}")
+        raise SystemExit(f"under valgrind, {' '.join(argv[4:])} failed:\n{got[-2000:]}")
+    if paced:
+        samples, reads = paced[2](written)
+        # reads: one more than those with data (the end's); a valgrind hiccup may put two lines in one read
+        if samples != sent or (reads is not None and reads - 1 < 0.99 * sent):
+            raise SystemExit(f"under valgrind, {' '.join(argv[4:])} served {samples} of {sent} lines in {reads} "
+                             f"reads, not a line a read: lower PACED_LINES_S")  # fmt: skip
     found = re.search(r"I\s+refs:\s+([\d,]+)", got)  # "I   refs:" before valgrind 3.21, "I refs:" since
     if not found:
         raise SystemExit(f"valgrind printed no instruction count for {' '.join(argv)}:\n{got[-2000:]}")
@@ -218,16 +227,21 @@ def paced_instructions_row(name, bundle_dir, data, work):
         files[-1].write_text("".join(lines[:n]))
     limit = c_program(bundle_dir, data, work)
 
-    def per_line(argv_at):
+    def per_line(argv_at, served):
         counts = []
         for path in files:
             port = _free_port()
-            counts.append(instructions(argv_at(port), paced=(port, path)))
+            counts.append(instructions(argv_at(port), paced=(port, path, served)))
         return (counts[1] - counts[0]) / (2 * short)
 
+    def agent_served(text):  # its final stats record's samples and reads
+        final = [json.loads(line) for line in text.splitlines() if '"final":true' in line][-1]
+        return final["samples"], final["input"]["reads"]
+
     agent = per_line(lambda port: [*AGENT, "--silent-after", "0", "--bundle", str(bundle_dir), "--input",
-                                   f"tcp:127.0.0.1:{port}"])  # fmt: skip
-    c = per_line(lambda port: [*limit.argv[:4], f"tcp:{port}", *limit.argv[5:]])
+                                   f"tcp:127.0.0.1:{port}"], agent_served)  # fmt: skip
+    c = per_line(lambda port: [*limit.argv[:4], f"tcp:{port}", *limit.argv[5:]],
+                 lambda text: (json.loads(text.splitlines()[-1])["samples"], None))  # fmt: skip
     return {
         "bundle": f"{name} (paced: a line a read)",
         "agent": round(agent),
@@ -269,8 +283,13 @@ def paced_c(limit, data, rate, work):
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
         if proc.stdout.readline().strip() != "listening":
             raise SystemExit(f"paced run: the C program did not listen: {' '.join(argv)}")
-        _send_paced(port, data, rate)
-        got = json.loads(proc.stdout.read())
+        sent = _send_paced(port, data, rate)
+        out = proc.stdout.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"paced run: the C program failed ({proc.returncode}): {' '.join(argv)}")
+    got = json.loads(out)
+    if got["samples"] != sent:
+        raise SystemExit(f"paced run: the C program served {got['samples']} of {sent} samples")
     lat = np.fromfile(Path(argv[5] + ".lat"), dtype=np.float64) / 1000
     return {"bundle": f"{Path(limit.argv[1]).parent.parent.name} (C program)", "rate": rate,
             "samples": got["samples"], **percentiles(lat)}  # fmt: skip

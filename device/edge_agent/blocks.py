@@ -162,7 +162,7 @@ class Blocks:
         not read, samples.py reads."""
         parser = self.pipeline.parser
         columns = parser.by_source.get(source, parser.default)
-        if isinstance(columns, tuple):
+        if isinstance(columns, tuple) and "\n" not in text:  # C reads a line to its end: one line, or Python
             data = text.encode()
             if self._parse(data, len(data), 1, self._layout_at(columns), *self._one_args) == 1 and self.ok[0]:
                 stream_i, time_i = columns[1], columns[2]
