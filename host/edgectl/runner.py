@@ -28,20 +28,11 @@ def stream_file(target, input_path, out=None, on_record=None):
         drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
         drain.start()
         try:
-            for line in proc.stdout:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a runtime printing to stdout; records are whole JSON lines
-                records.append(rec)
-                if out is not None:
-                    out.write(line.decode())
-                if on_record:
-                    on_record(rec)
+            _collect(proc.stdout, records, out, on_record)
         except KeyboardInterrupt:
             # The agent reads the file on its own: without this it would go on serving, unseen, after we stop.
             proc.terminate()
-            proc.wait()
+            _stopped(proc, out)
             raise
         proc.wait()
         drain.join()
@@ -49,3 +40,32 @@ def stream_file(target, input_path, out=None, on_record=None):
         message = errors[0].decode(errors="replace").strip() if errors else ""
         raise EdgectlError(f"{target}: the agent stopped with exit code {proc.returncode}: {message}")
     return records
+
+
+STOP_S = 10.0  # after Ctrl-C, how long the agent has to answer what it read and write its final stats
+
+
+def _collect(lines, records, out=None, on_record=None):
+    """The agent's records from its output lines: kept in `records`, written to `out`, shown to on_record."""
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a runtime printing to stdout; records are whole JSON lines
+        records.append(rec)
+        if out is not None:
+            out.write(line.decode())
+        if on_record:
+            on_record(rec)
+
+
+def _stopped(proc, out):
+    """Wait for a terminated agent, keeping what it writes as it stops (the lines it had read, its final
+    stats): unread, a full pipe would hold it, and us waiting for it, for ever. Killed after STOP_S."""
+    killer = threading.Timer(STOP_S, proc.kill)
+    killer.start()
+    try:
+        _collect(proc.stdout, [], out)
+        proc.wait()
+    finally:
+        killer.cancel()
