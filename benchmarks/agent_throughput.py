@@ -234,14 +234,13 @@ def paced_instructions_row(name, bundle_dir, data, work):
             counts.append(instructions(argv_at(port), paced=(port, path, served)))
         return (counts[1] - counts[0]) / (2 * short)
 
-    def agent_served(text):  # its final stats record's samples and reads
-        final = [json.loads(line) for line in text.splitlines() if '"final":true' in line][-1]
+    def agent_served(text):
+        final = _final_stats(text)
         return final["samples"], final["input"]["reads"]
 
     agent = per_line(lambda port: [*AGENT, "--silent-after", "0", "--bundle", str(bundle_dir), "--input",
                                    f"tcp:127.0.0.1:{port}"], agent_served)  # fmt: skip
-    c = per_line(lambda port: [*limit.argv[:4], f"tcp:{port}", *limit.argv[5:]],
-                 lambda text: (json.loads(text.splitlines()[-1])["samples"], None))  # fmt: skip
+    c = per_line(lambda port: _c_on_tcp(limit, port), lambda text: (json.loads(text.splitlines()[-1])["samples"], None))
     return {
         "bundle": f"{name} (paced: a line a read)",
         "agent": round(agent),
@@ -270,7 +269,7 @@ def paced(bundle_dir, data, rate, work):
     time.sleep(0.5)
     proc.terminate()
     proc.wait(timeout=60)
-    final = [json.loads(line) for line in records.read_text().splitlines() if '"final":true' in line][-1]
+    final = _final_stats(records.read_text())
     if final["samples"] != sent:
         raise SystemExit(f"paced run: the agent served {final['samples']} of {sent} samples")
     return {"bundle": f"{Path(bundle_dir).name} (agent)", "rate": rate, "samples": sent, **final["latency_us"]}
@@ -278,8 +277,8 @@ def paced(bundle_dir, data, rate, work):
 
 def paced_c(limit, data, rate, work):
     """The C program (c_program's) on the same paced TCP sender: per window, read returned -> record written."""
-    port, argv = _free_port(), list(limit.argv)
-    argv[4] = f"tcp:{port}"
+    port = _free_port()
+    argv = _c_on_tcp(limit, port)
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
         if proc.stdout.readline().strip() != "listening":
             raise SystemExit(f"paced run: the C program did not listen: {' '.join(argv)}")
@@ -293,6 +292,16 @@ def paced_c(limit, data, rate, work):
     lat = np.fromfile(Path(argv[5] + ".lat"), dtype=np.float64) / 1000
     return {"bundle": f"{Path(limit.argv[1]).parent.parent.name} (C program)", "rate": rate,
             "samples": got["samples"], **percentiles(lat)}  # fmt: skip
+
+
+def _final_stats(text):
+    """The agent's final stats record among its records (text)."""
+    return [json.loads(line) for line in text.splitlines() if '"final":true' in line][-1]
+
+
+def _c_on_tcp(limit, port):
+    """c_program's command, serving a TCP sender on 127.0.0.1:port instead of its file."""
+    return [*limit.argv[:4], f"tcp:{port}", *limit.argv[5:]]
 
 
 def _send_paced(port, data, rate):

@@ -99,25 +99,22 @@ static int serve_line(run_t *r, const char *line, const char *end) {
   return 1;
 }
 
+static void write_batch(run_t *r, int out) {
+  if (r->used && write(out, r->batch, r->used) != (ssize_t)r->used) { perror("write"); exit(1); }
+  r->used = 0;
+}
+
 /* The file: its lines in turn, the records written in 64 KiB batches. */
-static void serve_file(run_t *r, const char *text, FILE *out, double *lat) {
+static void serve_file(run_t *r, const char *text, int out, double *lat) {
   for (const char *line = text; *line;) {
     const char *end = strchr(line, '\n');
     if (!end) end = line + strlen(line);
     int64_t t0 = now_ns();
     if (serve_line(r, line, end)) lat[r->windows - 1] = (double)(now_ns() - t0);
-    if (r->used >= (1 << 16)) {
-      fwrite(r->batch, 1, r->used, out);
-      r->used = 0;
-    }
+    if (r->used >= (1 << 16)) write_batch(r, out);
     line = *end ? end + 1 : end;
   }
-  fwrite(r->batch, 1, r->used, out);
-}
-
-static void write_batch(run_t *r, int out) {
-  if (r->used && write(out, r->batch, r->used) != (ssize_t)r->used) { perror("write"); exit(1); }
-  r->used = 0;
+  write_batch(r, out);
 }
 
 /* One TCP sender until it closes: after each read, its complete lines answered and their records written. */
@@ -195,7 +192,7 @@ int main(int argc, char **argv) {
   if (tcp)
     serve_tcp(&r, atoi(argv[4] + 4), fileno(out), lat, max_windows);
   else
-    serve_file(&r, text, out, lat);
+    serve_file(&r, text, fileno(out), lat);
   fclose(out);
   double seconds = (double)(now_ns() - t_start) / 1e9;
   long kept = r.windows < max_windows ? r.windows : max_windows;
