@@ -2,6 +2,7 @@
 features of it, a local board that serves a bundle, and the checks every conversion gets."""
 
 import csv
+import io
 import json
 import subprocess
 
@@ -75,6 +76,30 @@ def serve(bundle, data, board):
     records = [json.loads(line) for line in got.stdout.splitlines()]
     assert not [r for r in records if r["type"] == "error"]
     return [r for r in records if r["type"] == "prediction"]
+
+
+def one_line_reads_answer_as_the_reference(bundle, data):
+    """Serve data a line a read (a paced sensor's) through the blocks path (each line read by C, windowed and
+    predicted by one kernel call, its record written from its fields where it can be) and line by line through
+    the reference (samples.py, Pipeline.handle's dict): the same records but for their timings. The records."""
+    from edge_agent.agent import serve, start
+    from edge_agent.blocks import Blocks, can_block
+    from edge_agent.sources import LineSplitter
+
+    def served(with_blocks):
+        pipeline, _ = start(bundle)
+        assert can_block(pipeline)  # else both would be the reference
+        splitter, out = LineSplitter(), io.StringIO()
+        reads = (
+            event for line in data.read_bytes().splitlines(keepends=True) for event in (*splitter.feed(line), None)
+        )
+        serve(pipeline, reads, out, stats_every=100, blocks=Blocks(pipeline) if with_blocks else None)
+        return [json.loads(line) for line in out.getvalue().splitlines()]
+
+    timings = {"latency_us", "rss_kb", "latency_us_by_stage", "input"}
+    paced, reference = ([{k: v for k, v in r.items() if k not in timings} for r in served(b)] for b in (True, False))
+    assert paced == reference
+    return paced
 
 
 def converted(model_file, spec, data, out, *extra):

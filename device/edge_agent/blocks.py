@@ -3,8 +3,9 @@ windowed and answered by the bundle's tree library in one call (edge_window_bloc
 samples given to the drift monitor in another (edge_drift_observe), and then taken in order, line by
 line, for what stays in Python: stream silence, the drift records of the checks, the records.
 
-A read of fewer than MIN_LINES lines (a paced sensor's) goes line by line through Pipeline.answer, each
-line read by C straight into the window kernel's input buffers (read_one).
+A read of fewer than MIN_LINES lines (a paced sensor's) goes line by line (answer_one), each line read
+by C straight into the window kernel's input buffers (read_one), windowed and predicted by one kernel
+call, and its record written from its fields as a block's are (_record).
 
 The records are those Pipeline.handle gives line by line (the reference, and the path for a bundle
 without a kernel, a cascade, or a serial link): the same predictions, errors, drift and stream
@@ -69,6 +70,8 @@ class Blocks:
         # read_one's: row 0's ok, time and stream span, and the kernel's input buffers for the values and settings
         ok_at, time_at, stream_at = (self._at[a][0] for a in ("ok", "times", "stream"))
         self._one_args = (ok_at, *windows.input_at, time_at, stream_at)
+        # and read back through memoryviews: numpy's scalar indexing cost about what C's read of the line did
+        self._row0 = memoryview(self.ok), memoryview(self.times), memoryview(self.stream[0])
         self.pending = []  # (event, when its line was complete)
         if pipeline.drift:
             pipeline.drift.bind_block(self.x, self.status)
@@ -88,7 +91,7 @@ class Blocks:
         self.pending = []
         if len(lines) < MIN_LINES:  # a paced sensor's line or two: a block's set-up would cost more
             for event, arrived in lines:
-                yield self.pipeline.answer(event, arrived, self.read_one)
+                yield self.answer_one(event, arrived)
             return
         pipeline = self.pipeline
         t0 = time.perf_counter_ns()
@@ -113,8 +116,7 @@ class Blocks:
         # Each line's part of the block's parse and kernel time, in whole nanoseconds: its latencies then have
         # a few decimals in microseconds, whose text costs a fifth of a fraction's 17 digits.
         parse, features = (t1 - t0) // len(lines), (t2 - t1) // max(1, m)
-        spec = pipeline.specs[0]
-        stage, binary = spec["name"], pipeline.task == "binary"
+        stage = pipeline.specs[0]["name"]
         shared = shared_steps(parse / 1000, features / 1000, 0.0)  # the model ran inside the kernel's call
         clock, watch = time.perf_counter_ns, pipeline.watch
         try:
@@ -140,35 +142,67 @@ class Blocks:
                     pipeline.events += drift.checked(checks[j])
                 prediction = None
                 if status[j]:  # its shares of the block's parse and kernel time end at its turn; before them, its wait
-                    start, out = turn - parse - features, outs[j]
-                    if binary and type(t) is float and isfinite(t) and isfinite(out):  # the record's text, no dict
-                        answer = pipeline.judge(spec, out)
-                        latency = latency_text((start - arrived) / 1000, shared, (clock() - arrived) / 1000)
-                        text = prediction_text(pipeline.seq, stream, t, answer["prediction"], out, stage, latency,
-                                               pipeline.rss)  # fmt: skip
-                    else:  # what encode_prediction leaves to encode: Pipeline.answered's dict
-                        times = arrived, start, start + parse, turn, turn
-                        text = encode_prediction(pipeline.answered(stream, t, spec, out, None, times))
-                    prediction = stage, text
+                    start = turn - parse - features
+                    times = arrived, start, start + parse, turn, turn
+                    prediction = stage, self._record(stream, t, outs[j], times, shared)
                 yield event[0], prediction, None, arrived
         finally:
             pipeline.streams_then = None
             if drift:
                 drift.row_then = None
 
+    def answer_one(self, event, arrived):
+        """Pipeline.answer of a line on its own: read by read_one, windowed and predicted by one kernel call
+        (Pipeline.push), its record written from its fields as a block's are (_record)."""
+        number, text, error = event[:3]
+        if error is not None:
+            return number, None, error, arrived
+        pipeline, clock = self.pipeline, time.perf_counter_ns
+        t0 = clock()
+        try:
+            sample = self.read_one(text, _source(event))
+            if sample is None:  # a header line
+                return number, None, None, arrived
+            t1 = clock()
+            window = pipeline.push(sample)
+        except SampleError as exc:
+            return number, None, exc, arrived
+        if window is None:
+            return number, None, None, arrived
+        t2 = clock()
+        out = pipeline.stages[0].last_output()
+        times = arrived, t0, t1, t2, clock()
+        return number, (pipeline.specs[0]["name"], self._record(sample.stream, sample.time, out, times)), None, arrived
+
+    def _record(self, stream, t, out, times, shared=None):
+        """The prediction record's text of the window stage 1 answered with `out`. times: (line complete, parse
+        start, parse end, features end, inference end), perf_counter_ns; shared: shared_steps' text of the
+        middle three where the caller has it (a block's lines share it). A binary task's record is written
+        from its fields, no dict; any other (or a time or score that is not finite) is Pipeline.answered's
+        dict through encode_prediction."""
+        pipeline = self.pipeline
+        spec = pipeline.specs[0]
+        if pipeline.task != "binary" or type(t) is not float or not isfinite(t) or not isfinite(out):
+            return encode_prediction(pipeline.answered(stream, t, spec, out, None, times))
+        answer = pipeline.judge(spec, out)
+        arrived, t0, t1, t2, t3 = times
+        if shared is None:
+            shared = shared_steps((t1 - t0) / 1000, (t2 - t1) / 1000, (t3 - t2) / 1000)
+        latency = latency_text((t0 - arrived) / 1000, shared, (time.perf_counter_ns() - arrived) / 1000)
+        return prediction_text(pipeline.seq, stream, t, answer["prediction"], out, spec["name"], latency, pipeline.rss)
+
     def read_one(self, text, source=0):
-        """parser.parse of a line on its own (Pipeline.handle's read): read by C (edge_parse_lines) straight
+        """parser.parse of a line on its own (answer_one's read): read by C (edge_parse_lines) straight
         into the window kernel's input buffers, the Sample's values and settings then None; a line C does
         not read, samples.py reads."""
         parser = self.pipeline.parser
         columns = parser.by_source.get(source, parser.default)
         if isinstance(columns, tuple) and "\n" not in text:  # C reads a line to its end: one line, or Python
             data = text.encode()
-            if self._parse(data, len(data), 1, self._layout_at(columns), *self._one_args) == 1 and self.ok[0]:
-                stream_i, time_i = columns[1], columns[2]
-                a, b = self.stream[0].tolist()
-                t = self.times[0].item() if time_i is not None else parser.arrival()
-                return Sample(text[a:b] if stream_i is not None else ONE_STREAM, t, None, None)
+            ok, times, span = self._row0
+            if self._parse(data, len(data), 1, self._layout_at(columns), *self._one_args) == 1 and ok[0]:
+                stream = text[span[0] : span[1]] if columns[1] is not None else ONE_STREAM
+                return Sample(stream, times[0] if columns[2] is not None else parser.arrival(), None, None)
         return parser.parse(text, source)
 
     def _windows(self, rows, parsed):

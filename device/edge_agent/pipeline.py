@@ -53,37 +53,35 @@ class Pipeline:
         self.seq = 0
         self.rss = rss_kb()  # KiB, read every RSS_EVERY windows
 
-    def answer(self, event, arrived_ns, read=None):
+    def answer(self, event, arrived_ns):
         """One source event (number, text, error[, source]) line by line: (number, prediction or None,
-        SampleError or None, arrived_ns); a prediction as the agent writes it, (stage name, record text).
-        read: what reads the line (handle's)."""
+        SampleError or None, arrived_ns); a prediction as the agent writes it, (stage name, record text)."""
         number, text, error = event[:3]
         if error is not None:
             return number, None, error, arrived_ns
         try:
-            rec = self.handle(text, event[3] if len(event) > 3 else 0, arrived_ns, read)
+            rec = self.handle(text, event[3] if len(event) > 3 else 0, arrived_ns)
         except SampleError as exc:
             return number, None, exc, arrived_ns
         return number, (rec["stage"], encode_prediction(rec)) if rec is not None else None, None, arrived_ns
 
-    def handle(self, text, source=0, arrived_ns=None, read=None):
+    def handle(self, text, source=0, arrived_ns=None):
         """Process one stripped line of a source (a TCP connection has its own header line); return a
         prediction record or None (window not full, or a header line).
         arrived_ns: when the line was complete in the input buffer (perf_counter_ns; default: now).
-        read(text, source): the line's Sample, as self.parser.parse gives it (the default, the reference).
 
         Raises SampleError for a bad line, before any state changes.
         """
         t0 = time.perf_counter_ns()
         arrived = arrived_ns or t0
-        sample = (read or self.parser.parse)(text, source)
+        sample = self.parser.parse(text, source)
         if sample is None:  # a CSV header line
             return None
         t1 = time.perf_counter_ns()
-        window = self._push(sample)
+        window = self.push(sample)
         if window is None:
             return None
-        x = None if self.fused else _stage_input(self.specs[self.first], window)  # fused: predicted in _push
+        x = None if self.fused else _stage_input(self.specs[self.first], window)  # fused: predicted in push
         t2 = time.perf_counter_ns()
         spec, out, degraded = self._answer(window, self.first, x)
         t3 = time.perf_counter_ns()
@@ -155,7 +153,7 @@ class Pipeline:
         Runs every stage regardless of routing: the self-test path.
         """
         sample = self.parser.parse(text)
-        window = self._push(sample) if sample is not None else None
+        window = self.push(sample) if sample is not None else None
         if window is None:
             return None
         scores = {
@@ -165,7 +163,7 @@ class Pipeline:
         }
         return sample.stream, sample.time, scores
 
-    def _push(self, sample):
+    def push(self, sample):
         """Add a sample to its stream's window; return the window if one is complete."""
         window = self.windows.get(sample.stream)
         status, x = self.windows.step(window, sample.values, sample.settings, sample.time)

@@ -9,7 +9,16 @@ import os
 import numpy as np
 import pytest
 from cli import edgectl
-from your_data import PARITY, converted, features_of, lightgbm_binary, serve, spec_for, with_bearing_column
+from your_data import (
+    PARITY,
+    converted,
+    features_of,
+    lightgbm_binary,
+    one_line_reads_answer_as_the_reference,
+    serve,
+    spec_for,
+    with_bearing_column,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +41,8 @@ def test_xgboost_multiclass_from_json(vibration, tmp_path):
     assert np.max(np.abs(got - native)) <= PARITY
     assert [p["prediction"] for p in preds] == native.argmax(axis=1).tolist()
     assert {p["class"] for p in preds} <= {"normal", "cavitation", "bearing"}
+    paced = one_line_reads_answer_as_the_reference(tmp_path / "bundle", data)
+    assert sum(r["type"] == "prediction" for r in paced) == len(preds)
 
 
 HISTORY = (
@@ -89,6 +100,8 @@ def test_sklearn_regressor_from_skops(vibration, tmp_path):
     native = model.predict(X.astype(np.float32))
     assert len(preds) == len(X)
     assert np.max(np.abs(np.array([p["value"] for p in preds]) - native)) <= PARITY * max(1, np.abs(native).max())
+    paced = one_line_reads_answer_as_the_reference(tmp_path / "bundle", data)
+    assert sum(r["type"] == "prediction" for r in paced) == len(preds)
 
 
 def test_a_pickle_needs_allow_pickle_and_bad_inputs_are_one_line_errors(vibration, tmp_path):
