@@ -18,10 +18,11 @@ manifest's drift section).
   service p*   per window, the line's parse start -> its record ready (latency_us.total - wait); in a block,
                its share of the block's parse and kernel time and its own record's time
   vs C         the C program's samples/s over the agent's
-A paced run then sends the file over TCP at --rate samples/s (below capacity, as a sensor would) and
-reports the agent's own end-to-end figure: each line complete in the input buffer -> its record
+Paced runs then send the file over TCP at --rate samples/s (below capacity, as a sensor would) and
+report the agent's own end-to-end figure: each line complete in the input buffer -> its record
 written (the stats record's latency_us), p50/p90/p99; and the C program's on the same sender (its read
-returned -> the record written), the limit on this machine.
+returned -> the record written), the limit on this machine. The agent and the C program take turns,
+--repeat rounds: each percentile's median over the rounds, and every round's p99 (a p99 wanders most).
 
 --instructions adds what a noisy machine does not move: the instructions one more sample costs the agent
 (blocks, drift on) and the C program, counted by valgrind (cachegrind) on the file and on the file
@@ -60,7 +61,8 @@ COLUMNS = [("bundle", "bundle", ""), ("windows", "windows", "d"), ("drift", "dri
 INSTRUCTION_COLUMNS = [("bundle", "bundle", ""), ("agent", "agent (drift on) instr./sample", ",d"),
                        ("c_program", "C program instr./sample", ",d"), ("ratio", "agent / C", ".2f")]  # fmt: skip
 PACED_COLUMNS = [("bundle", "bundle", ""), ("rate", "sent/s", ",.0f"), ("samples", "samples", "d"),
-                 ("p50", "line->written p50 µs", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f")]  # fmt: skip
+                 ("p50", "line->written p50 µs", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f"),
+                 ("p99_range", "p99 of each run", "")]  # fmt: skip
 AGENT = [sys.executable, "-m", "edge_agent", "run"]
 PACED_LINES_S, PACED_SHORT = 100.0, 1000  # --instructions' paced run: slow enough for valgrind to take each alone
 # (label, the start record's windows and blocks, the agent's flags) of the ways a tree bundle is served
@@ -182,8 +184,9 @@ def instructions(argv, paced=None):
         raise SystemExit(f"under valgrind, {' '.join(argv[4:])} failed:\n{got[-2000:]}")
     if paced:
         samples, reads = paced[2](written)
-        # reads: one more than those with data (the end's); a valgrind hiccup may put two lines in one read
-        if samples != sent or (reads is not None and reads - 1 < 0.99 * sent):
+        # reads: one more than those with data (the end's); a valgrind hiccup may put two lines in one read (1 %
+        # of them in a run on a busy machine: they save a serve loop's pass, well within the count's 1 % spread)
+        if samples != sent or (reads is not None and reads - 1 < 0.98 * sent):
             raise SystemExit(f"under valgrind, {' '.join(argv[4:])} served {samples} of {sent} lines in {reads} "
                              f"reads, not a line a read: lower PACED_LINES_S")  # fmt: skip
     found = re.search(r"I\s+refs:\s+([\d,]+)", got)  # "I   refs:" before valgrind 3.21, "I refs:" since
@@ -294,6 +297,15 @@ def paced_c(limit, data, rate, work):
             "samples": got["samples"], **percentiles(lat)}  # fmt: skip
 
 
+def median_run(runs):
+    """One paced row of several runs: each percentile's median over them, and every run's p99."""
+    row = dict(runs[0])
+    for q in ("p50", "p90", "p99"):
+        row[q] = round(float(np.median([r[q] for r in runs])), 1)
+    row["p99_range"] = " ".join(f"{r['p99']:.1f}" for r in runs)
+    return row
+
+
 def _final_stats(text):
     """The agent's final stats record among its records (text)."""
     return [json.loads(line) for line in text.splitlines() if '"final":true' in line][-1]
@@ -371,11 +383,11 @@ def main():
                 rows.append({"bundle": f"{name} (C program)", "windows": limit.windows, "drift": "off",
                              "samples_per_s": round(c_rate), "samples_per_cpu_s": None, **percentiles(lat),
                              "x_c": 1.0})  # fmt: skip
-        say(f"paced TCP runs at {args.rate:g} samples/s ...")
-        paced_rows = [
-            paced(bundles["xgboost s1"], data, args.rate, work),
-            paced_c(c_program(bundles["xgboost s1"], data, work), data, args.rate, work),
-        ]
+        say(f"paced TCP runs at {args.rate:g} samples/s, {args.repeat} rounds ...")
+        limit = c_program(bundles["xgboost s1"], data, work)
+        rounds = [(paced(bundles["xgboost s1"], data, args.rate, work), paced_c(limit, data, args.rate, work))
+                  for _ in range(args.repeat)]  # fmt: skip
+        paced_rows = [median_run(runs) for runs in zip(*rounds)]
         note = "one core of this machine; in each round the C program, then each configuration of the agent"
         result = {"samples": n_samples, "data": str(data), "rows": rows, "paced": paced_rows, "note": note}
         tables = [("rows", COLUMNS), ("paced", PACED_COLUMNS)]

@@ -24,6 +24,7 @@ from edge_agent.pipeline import stale
 from edge_agent.samples import ONE_STREAM, Sample, SampleError
 from edge_agent.telemetry import encode_prediction, latency_text, prediction_text, shared_steps
 
+_clock = time.perf_counter_ns
 MAX_LINES = 256  # a block: what one read brought, up to this many lines
 MIN_LINES = 8  # fewer go line by line (read_one): a block's set-up costs about what it saves on 8 lines
 
@@ -50,6 +51,8 @@ class Blocks:
         parser = pipeline.parser
         self.n_cols, self.n_settings = windows.n_columns, len(parser.settings)
         self.n_outputs = pipeline.stages[0].n_outputs
+        self.spec = pipeline.specs[0]  # the stage that answers every window, and whether its records are binary's
+        self.binary = pipeline.task == "binary"
         n = MAX_LINES
         # Per line of the block (the reader's rows), then per sample (the kernel's rows, the samples compacted).
         self.ok = np.zeros(n, dtype=np.int8)
@@ -116,7 +119,8 @@ class Blocks:
         # Each line's part of the block's parse and kernel time, in whole nanoseconds: its latencies then have
         # a few decimals in microseconds, whose text costs a fifth of a fraction's 17 digits.
         parse, features = (t1 - t0) // len(lines), (t2 - t1) // max(1, m)
-        stage = pipeline.specs[0]["name"]
+        spec, binary = self.spec, self.binary
+        stage = spec["name"]
         shared = shared_steps(parse / 1000, features / 1000, 0.0)  # the model ran inside the kernel's call
         clock, watch = time.perf_counter_ns, pipeline.watch
         try:
@@ -142,9 +146,15 @@ class Blocks:
                     pipeline.events += drift.checked(checks[j])
                 prediction = None
                 if status[j]:  # its shares of the block's parse and kernel time end at its turn; before them, its wait
-                    start = turn - parse - features
-                    times = arrived, start, start + parse, turn, turn
-                    prediction = stage, self._record(stream, t, outs[j], times, shared)
+                    start, out = turn - parse - features, outs[j]
+                    if binary and type(t) is float and isfinite(t) and isfinite(out):  # _record's text, inline: the
+                        answer = pipeline.judge(spec, out)  # call cost 2 % of a block's sample (instructions)
+                        latency = latency_text((start - arrived) / 1000, shared, (clock() - arrived) / 1000)
+                        text = prediction_text(pipeline.seq, stream, t, answer["prediction"], out, stage, latency,
+                                               pipeline.rss)  # fmt: skip
+                    else:
+                        text = self._record(stream, t, out, (arrived, start, start + parse, turn, turn))
+                    prediction = stage, text
                 yield event[0], prediction, None, arrived
         finally:
             pipeline.streams_then = None
@@ -172,7 +182,7 @@ class Blocks:
         t2 = clock()
         out = pipeline.stages[0].last_output()
         times = arrived, t0, t1, t2, clock()
-        return number, (pipeline.specs[0]["name"], self._record(sample.stream, sample.time, out, times)), None, arrived
+        return number, (self.spec["name"], self._record(sample.stream, sample.time, out, times)), None, arrived
 
     def _record(self, stream, t, out, times, shared=None):
         """The prediction record's text of the window stage 1 answered with `out`. times: (line complete, parse
@@ -180,15 +190,14 @@ class Blocks:
         middle three where the caller has it (a block's lines share it). A binary task's record is written
         from its fields, no dict; any other (or a time or score that is not finite) is Pipeline.answered's
         dict through encode_prediction."""
-        pipeline = self.pipeline
-        spec = pipeline.specs[0]
-        if pipeline.task != "binary" or type(t) is not float or not isfinite(t) or not isfinite(out):
+        pipeline, spec = self.pipeline, self.spec
+        if not self.binary or type(t) is not float or not isfinite(t) or not isfinite(out):
             return encode_prediction(pipeline.answered(stream, t, spec, out, None, times))
         answer = pipeline.judge(spec, out)
         arrived, t0, t1, t2, t3 = times
         if shared is None:
             shared = shared_steps((t1 - t0) / 1000, (t2 - t1) / 1000, (t3 - t2) / 1000)
-        latency = latency_text((t0 - arrived) / 1000, shared, (time.perf_counter_ns() - arrived) / 1000)
+        latency = latency_text((t0 - arrived) / 1000, shared, (_clock() - arrived) / 1000)
         return prediction_text(pipeline.seq, stream, t, answer["prediction"], out, spec["name"], latency, pipeline.rss)
 
     def read_one(self, text, source=0):

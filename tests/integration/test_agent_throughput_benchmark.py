@@ -31,3 +31,4 @@ def test_the_throughput_benchmark_runs_the_agent_beside_the_c_program(tmp_path):
     for row in result["paced"]:
         assert row["samples"] == result["samples"]
         assert 0 < row["p50"] <= row["p90"] <= row["p99"]
+        assert row["p99_range"] == f"{row['p99']:.1f}"  # one round: its own p99
