@@ -167,7 +167,7 @@ class Blocks:
         number, text, error = event[:3]
         if error is not None:
             return number, None, error, arrived
-        pipeline, clock = self.pipeline, time.perf_counter_ns
+        pipeline, clock = self.pipeline, _clock
         t0 = clock()
         try:
             sample = self.read_one(text, _source(event))
@@ -184,19 +184,17 @@ class Blocks:
         times = arrived, t0, t1, t2, clock()
         return number, (self.spec["name"], self._record(sample.stream, sample.time, out, times)), None, arrived
 
-    def _record(self, stream, t, out, times, shared=None):
+    def _record(self, stream, t, out, times):
         """The prediction record's text of the window stage 1 answered with `out`. times: (line complete, parse
-        start, parse end, features end, inference end), perf_counter_ns; shared: shared_steps' text of the
-        middle three where the caller has it (a block's lines share it). A binary task's record is written
-        from its fields, no dict; any other (or a time or score that is not finite) is Pipeline.answered's
-        dict through encode_prediction."""
+        start, parse end, features end, inference end), perf_counter_ns. A binary task's record is written
+        from its fields, no dict (a block writes its lines' so, inline); any other (or a time or score that is
+        not finite) is Pipeline.answered's dict through encode_prediction."""
         pipeline, spec = self.pipeline, self.spec
         if not self.binary or type(t) is not float or not isfinite(t) or not isfinite(out):
             return encode_prediction(pipeline.answered(stream, t, spec, out, None, times))
         answer = pipeline.judge(spec, out)
         arrived, t0, t1, t2, t3 = times
-        if shared is None:
-            shared = shared_steps((t1 - t0) / 1000, (t2 - t1) / 1000, (t3 - t2) / 1000)
+        shared = shared_steps((t1 - t0) / 1000, (t2 - t1) / 1000, (t3 - t2) / 1000)
         latency = latency_text((t0 - arrived) / 1000, shared, (_clock() - arrived) / 1000)
         return prediction_text(pipeline.seq, stream, t, answer["prediction"], out, spec["name"], latency, pipeline.rss)
 
