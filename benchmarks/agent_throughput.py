@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import DEFAULT_DATA, HERE, load_data
+from harness import AGENT_RUN, DEFAULT_DATA, HERE, load_data
+from paced_runs import c_on_tcp, final_stats, free_port, median_run, paced, paced_c, send_paced
 
 from edge_agent.kernel import plan_arrays
 from edge_agent.manifest import load_bundle, write_manifest
@@ -63,7 +63,6 @@ INSTRUCTION_COLUMNS = [("bundle", "bundle", ""), ("agent", "agent (drift on) ins
 PACED_COLUMNS = [("bundle", "bundle", ""), ("rate", "sent/s", ",.0f"), ("samples", "samples", "d"),
                  ("p50", "line->written p50 µs", ".1f"), ("p90", "p90", ".1f"), ("p99", "p99", ".1f"),
                  ("p99_range", "p99 of each run", "")]  # fmt: skip
-AGENT = [sys.executable, "-m", "edge_agent", "run"]
 PACED_LINES_S, PACED_SHORT = 100.0, 1000  # --instructions' paced run: slow enough for valgrind to take each alone
 # (label, the start record's windows and blocks, the agent's flags) of the ways a tree bundle is served
 MODES = [("blocks", "kernel", True, ()), ("lines", "kernel", False, ("--line-by-line",)),
@@ -109,7 +108,7 @@ def agent_file_runs(configs, data, work, repeat=5, limit=None):
     turn, the C program first in each round (this machine's speed wanders: side by side, each round, is what
     compares): per config (median serving wall seconds, median serving CPU seconds, its records), and the C
     program's median samples/s (None without one)."""
-    argvs = [[*AGENT, *c["extra"], "--bundle", str(c["bundle"]), "--input", str(data)] for c in configs]
+    argvs = [[*AGENT_RUN, *c["extra"], "--bundle", str(c["bundle"]), "--input", str(data)] for c in configs]
     outs = [Path(work) / f"records-{i}.jsonl" for i in range(len(configs))]
     runs, rates = [[] for _ in configs], []
     for _ in range(repeat):
@@ -172,7 +171,7 @@ def instructions(argv, paced=None):
         if paced:
             while out.tell() == 0 and proc.poll() is None:  # ready: the start record, or "listening"
                 time.sleep(0.05)
-            sent = _send_paced(paced[0], paced[1], PACED_LINES_S)
+            sent = send_paced(paced[0], paced[1], PACED_LINES_S)
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -211,7 +210,7 @@ def instructions_rows(name, bundle_dir, data, work, times):
     stream_index = spec["fields"].index(spec["stream_field"])
     big, extra = repeated(data, times, stream_index, Path(work) / f"{name.replace(' ', '-')}-x{times}.txt")
     # No silence check: valgrind's slower clock would flag the first copy's streams in the long run alone.
-    agent = [*AGENT, "--silent-after", "0", "--bundle", str(bundle_dir), "--input"]
+    agent = [*AGENT_RUN, "--silent-after", "0", "--bundle", str(bundle_dir), "--input"]
     per_agent = (instructions([*agent, str(big)]) - instructions([*agent, str(data)])) / extra
     c_small, c_big = c_program(bundle_dir, data, work), c_program(bundle_dir, big, work)
     per_c = (instructions(c_big.argv) - instructions(c_small.argv)) / extra
@@ -233,17 +232,17 @@ def paced_instructions_row(name, bundle_dir, data, work):
     def per_line(argv_at, served):
         counts = []
         for path in files:
-            port = _free_port()
+            port = free_port()
             counts.append(instructions(argv_at(port), paced=(port, path, served)))
         return (counts[1] - counts[0]) / (2 * short)
 
     def agent_served(text):
-        final = _final_stats(text)
+        final = final_stats(text)
         return final["samples"], final["input"]["reads"]
 
-    agent = per_line(lambda port: [*AGENT, "--silent-after", "0", "--bundle", str(bundle_dir), "--input",
+    agent = per_line(lambda port: [*AGENT_RUN, "--silent-after", "0", "--bundle", str(bundle_dir), "--input",
                                    f"tcp:127.0.0.1:{port}"], agent_served)  # fmt: skip
-    c = per_line(lambda port: _c_on_tcp(limit, port), lambda text: (json.loads(text.splitlines()[-1])["samples"], None))
+    c = per_line(lambda port: c_on_tcp(limit, port), lambda text: (json.loads(text.splitlines()[-1])["samples"], None))
     return {
         "bundle": f"{name} (paced: a line a read)",
         "agent": round(agent),
@@ -257,81 +256,6 @@ def row(name, drift, seconds, cpu, records, n_samples):
     service = np.array([r["latency_us"]["total"] - r["latency_us"].get("wait", 0.0) for r in preds])
     return {"bundle": name, "windows": len(preds), "drift": drift, "samples_per_s": round(n_samples / seconds),
             "samples_per_cpu_s": round(n_samples / cpu), **percentiles(service)}  # fmt: skip
-
-
-def paced(bundle_dir, data, rate, work):
-    """Send the file's lines over TCP at `rate` samples/s; the agent's final stats latency_us (line complete
-    in its input buffer -> record written)."""
-    port, records = _free_port(), Path(work) / "paced.jsonl"
-    with open(records, "w") as sink:  # a file: a pipe nobody reads while sending would stop the agent
-        proc = subprocess.Popen([*AGENT, "--bundle", str(bundle_dir), "--input", f"tcp:127.0.0.1:{port}"],
-                                stdout=sink, stderr=subprocess.DEVNULL)  # fmt: skip
-    while records.stat().st_size == 0:  # the start record: listening
-        time.sleep(0.01)
-    sent = _send_paced(port, data, rate)
-    time.sleep(0.5)
-    proc.terminate()
-    proc.wait(timeout=60)
-    final = _final_stats(records.read_text())
-    if final["samples"] != sent:
-        raise SystemExit(f"paced run: the agent served {final['samples']} of {sent} samples")
-    return {"bundle": f"{Path(bundle_dir).name} (agent)", "rate": rate, "samples": sent, **final["latency_us"]}
-
-
-def paced_c(limit, data, rate, work):
-    """The C program (c_program's) on the same paced TCP sender: per window, read returned -> record written."""
-    port = _free_port()
-    argv = _c_on_tcp(limit, port)
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
-        if proc.stdout.readline().strip() != "listening":
-            raise SystemExit(f"paced run: the C program did not listen: {' '.join(argv)}")
-        sent = _send_paced(port, data, rate)
-        out = proc.stdout.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"paced run: the C program failed ({proc.returncode}): {' '.join(argv)}")
-    got = json.loads(out)
-    if got["samples"] != sent:
-        raise SystemExit(f"paced run: the C program served {got['samples']} of {sent} samples")
-    lat = np.fromfile(Path(argv[5] + ".lat"), dtype=np.float64) / 1000
-    return {"bundle": f"{Path(limit.argv[1]).parent.parent.name} (C program)", "rate": rate,
-            "samples": got["samples"], **percentiles(lat)}  # fmt: skip
-
-
-def median_run(runs):
-    """One paced row of several runs: each percentile's median over them, and every run's p99."""
-    row = dict(runs[0])
-    for q in ("p50", "p90", "p99"):
-        row[q] = round(float(np.median([r[q] for r in runs])), 1)
-    row["p99_range"] = " ".join(f"{r['p99']:.1f}" for r in runs)
-    return row
-
-
-def _final_stats(text):
-    """The agent's final stats record among its records (text)."""
-    return [json.loads(line) for line in text.splitlines() if '"final":true' in line][-1]
-
-
-def _c_on_tcp(limit, port):
-    """c_program's command, serving a TCP sender on 127.0.0.1:port instead of its file."""
-    return [*limit.argv[:4], f"tcp:{port}", *limit.argv[5:]]
-
-
-def _send_paced(port, data, rate):
-    """Send the file's lines to 127.0.0.1:port at `rate` lines/s, as a sensor does; the samples sent."""
-    lines = Path(data).read_bytes().splitlines(keepends=True)
-    with socket.create_connection(("127.0.0.1", port)) as conn:
-        t0 = time.perf_counter()
-        for i, line in enumerate(lines):
-            while time.perf_counter() < t0 + i / rate:
-                pass  # busy-wait: sleep() is too coarse at these rates
-            conn.sendall(line)
-    return sum(1 for line in lines if line.strip())
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():

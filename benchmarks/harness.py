@@ -18,6 +18,7 @@ from edgectl.data import cmapss, synthetic
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "cmapss"
 WARMUP = 200
+AGENT_RUN = [sys.executable, "-m", "edge_agent", "run"]  # the agent's serve command
 
 
 def load_data(data_arg, work):
@@ -63,7 +64,7 @@ def agent_run(bundle_dir, test_path, work):
     the agent's user+system time}. Times are taken as the records arrive on the pipe; CPU
     time is what a loaded machine disturbs least.
     """
-    argv = [sys.executable, "-m", "edge_agent", "run", "--bundle", str(bundle_dir), "--input", str(test_path)]
+    argv = [*AGENT_RUN, "--bundle", str(bundle_dir), "--input", str(test_path)]
     err_path = Path(work) / f"agent-{Path(bundle_dir).name}.stderr"
     with open(err_path, "w") as err:
         cpu_before = _children_cpu_s()

@@ -147,8 +147,9 @@ class Blocks:
                 prediction = None
                 if status[j]:  # its shares of the block's parse and kernel time end at its turn; before them, its wait
                     start, out = turn - parse - features, outs[j]
-                    if binary and type(t) is float and isfinite(t) and isfinite(out):  # _record's text, inline: the
-                        answer = pipeline.judge(spec, out)  # call cost 2 % of a block's sample (instructions)
+                    # _record's binary text, inline with the block's shared steps: the call cost 2 % of a sample
+                    if binary and type(t) is float and isfinite(t) and isfinite(out):
+                        answer = pipeline.judge(spec, out)
                         latency = latency_text((start - arrived) / 1000, shared, (clock() - arrived) / 1000)
                         text = prediction_text(pipeline.seq, stream, t, answer["prediction"], out, stage, latency,
                                                pipeline.rss)  # fmt: skip
